@@ -1,0 +1,31 @@
+"""Pure-Python stride and padding arithmetic: the single home of every formula in stridelab.
+
+Imports nothing outside the standard library. See ``shared/reference/arithmetic.md``.
+"""
+
+from stridelab.arith._check import PADDING_STRINGS, PaddingPair, PaddingSpec
+from stridelab.arith.explain import explain
+from stridelab.arith.field import MisalignedError, ReceptiveField
+from stridelab.arith.layers import Layer, Step, parse_layer, parse_layers, receptive_field, trace
+from stridelab.arith.sizes import (
+    conv_output_size,
+    dropped_pixels,
+    effective_kernel,
+    output_padding_for,
+    padding_pairs,
+    pool_output_size,
+    same_padding,
+    spatial_ndim,
+    transposed_output_size,
+    uncovered_pixels,
+    windows,
+)
+from stridelab.arith.solve import Solution, solve
+
+__all__ = [
+    "PADDING_STRINGS", "Layer", "MisalignedError", "PaddingPair", "PaddingSpec", "ReceptiveField",
+    "Solution", "Step", "conv_output_size", "dropped_pixels", "effective_kernel", "explain",
+    "output_padding_for", "padding_pairs", "parse_layer", "parse_layers", "pool_output_size",
+    "receptive_field", "same_padding", "solve", "spatial_ndim", "trace", "transposed_output_size",
+    "uncovered_pixels", "windows",
+]

@@ -1,0 +1,191 @@
+"""Receptive-field algebra (Araujo, Norris & Sim, "Computing Receptive Fields of Convolutional
+Neural Networks", Distill 2019).
+
+A :class:`ReceptiveField` maps an output unit of a network prefix back to the input, per axis:
+
+* ``size`` r: how many input positions one unit sees (its span, padding included);
+* ``stride`` S: how far apart, in input positions, neighbouring units' regions start;
+* ``padding`` P: effective padding, so unit ``u`` sees ``[u * S - P, u * S - P + r - 1]``.
+
+Layers are appended one at a time with the Distill recurrences (eq. 2, 5 and 7 of the article,
+written forward from the input)::
+
+    r_new = r + (k_eff - 1) * S        S_new = S * s        P_new = P + p_before * S
+
+Only the padding *before* enters. A transposed layer (upsampling by ``s``) is the same recurrence
+with kernel ``(k_eff - 1) / s + 1``, stride ``1 / s`` and padding ``(k_eff - 1 - p_before) / s``
+in its input's units, so stride, size and padding can become fractions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Union
+
+from stridelab.arith._check import PaddingSpec, is_int, per_axis, per_axis_sizes
+from stridelab.arith.sizes import padding_pairs
+
+Number = Union[int, Fraction]
+IndexLike = Union[int, Sequence[int]]
+
+
+class MisalignedError(ValueError):
+    """Branches joined at a merge have different effective strides or centre offsets."""
+
+
+def _num(value: Number | float) -> Number:
+    """Normalise to ``int`` when integral, else an exact ``Fraction``."""
+    frac = Fraction(value)
+    return int(frac) if frac.denominator == 1 else frac
+
+
+def _axis_values(name: str, value: object, ndim: int | None) -> tuple[Number, ...]:
+    if isinstance(value, (int, Fraction)) and not isinstance(value, bool):
+        return (_num(value),) * (ndim or 1)
+    if isinstance(value, (tuple, list)):
+        if ndim is not None and len(value) != ndim:
+            raise ValueError(f"{name} must have {ndim} values, got {len(value)}")
+        out = []
+        for v in value:
+            if not isinstance(v, (int, Fraction)) or isinstance(v, bool):
+                raise TypeError(f"{name} values must be ints or Fractions, got {v!r}")
+            out.append(_num(v))
+        return tuple(out)
+    raise TypeError(f"{name} must be a number or a tuple of numbers, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Per-axis receptive field of an output unit: ``size``, effective ``stride``, ``padding``.
+
+    All three are tuples with one value per spatial axis (ints, or Fractions after transposed
+    layers). Construct with ints or tuples; ``ReceptiveField.identity(ndim)`` is the input itself.
+    """
+
+    size: tuple[Number, ...]
+    stride: tuple[Number, ...]
+    padding: tuple[Number, ...]
+
+    def __post_init__(self) -> None:
+        sizes = _axis_values("size", self.size, None)
+        ndim = len(sizes)
+        strides = _axis_values("stride", self.stride, ndim)
+        pads = _axis_values("padding", self.padding, ndim)
+        if len(sizes) == 1 and ndim == 1:
+            ndim = max(len(strides), len(pads))
+            sizes = sizes * ndim if len(sizes) == 1 else sizes
+            strides = _axis_values("stride", self.stride, ndim)
+            pads = _axis_values("padding", self.padding, ndim)
+        if any(s <= 0 for s in strides):
+            raise ValueError(f"stride must be > 0 on every axis, got {strides}")
+        if any(r <= 0 for r in sizes):
+            raise ValueError(f"size must be > 0 on every axis, got {sizes}")
+        object.__setattr__(self, "size", sizes)
+        object.__setattr__(self, "stride", strides)
+        object.__setattr__(self, "padding", pads)
+
+    @classmethod
+    def identity(cls, ndim: int = 1) -> ReceptiveField:
+        """The field of the input itself: size 1, stride 1, padding 0 on ``ndim`` axes."""
+        return cls((1,) * ndim, (1,) * ndim, (0,) * ndim)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.size)
+
+    def _index(self, index: IndexLike) -> tuple[int, ...]:
+        return per_axis("index", index, self.ndim, 0)
+
+    def _shape(self, index: IndexLike, values: list[Number]) -> Number | tuple[Number, ...]:
+        if self.ndim == 1 and is_int(index):
+            return values[0]
+        return tuple(values)
+
+    def start(self, index: IndexLike) -> Number | tuple[Number, ...]:
+        """First input position seen by output unit ``index``: ``u * S - P`` (may be < 0)."""
+        idx = self._index(index)
+        return self._shape(index, [_num(u * s - p) for u, s, p in zip(idx, self.stride, self.padding)])
+
+    def end(self, index: IndexLike) -> Number | tuple[Number, ...]:
+        """Last input position seen (inclusive): ``start + r - 1`` (may be past the input)."""
+        idx = self._index(index)
+        return self._shape(index, [_num(u * s - p + r - 1)
+                                   for u, s, p, r in zip(idx, self.stride, self.padding, self.size)])
+
+    def center(self, index: IndexLike) -> Number | tuple[Number, ...]:
+        """Centre of the region: ``start + (r - 1) / 2`` (a half-integer for even sizes)."""
+        idx = self._index(index)
+        return self._shape(index, [_num(u * s - p + Fraction(r - 1, 2))
+                                   for u, s, p, r in zip(idx, self.stride, self.padding, self.size)])
+
+    @property
+    def center_offset(self) -> tuple[Number, ...]:
+        """Centre of unit 0, ``-P + (r - 1) / 2``: the alignment quantity compared at merges."""
+        return tuple(_num(-p + Fraction(r - 1, 2)) for p, r in zip(self.padding, self.size))
+
+    def then(
+        self, kernel: IndexLike = 1, stride: IndexLike = 1, padding: PaddingSpec = 0,
+        dilation: IndexLike = 1, *, transposed: bool = False, input_size: IndexLike | None = None,
+    ) -> ReceptiveField:
+        """The field after appending one layer (Distill 2019 recurrences, see module docstring).
+
+        ``padding`` takes every form of :mod:`stridelab.arith`; strings need ``input_size`` (the
+        size entering this layer) unless the padding is size-independent.
+        """
+        ndim = self.ndim
+        ks = per_axis("kernel", kernel, ndim, 1)
+        ss = per_axis("stride", stride, ndim, 1)
+        ds = per_axis("dilation", dilation, ndim, 1)
+        sizes = per_axis_sizes("input_size", input_size, ndim)
+        if transposed and isinstance(padding, str):
+            raise ValueError("padding strings are not supported for transposed layers here; "
+                             "pass the numeric (before, after) padding")
+        pads = padding_pairs(padding, sizes, ks, ss, ds)
+        new_size, new_stride, new_pad = [], [], []
+        for r, S, P, k, s, d, (pb, _pa) in zip(self.size, self.stride, self.padding, ks, ss, ds, pads):
+            k_eff = d * (k - 1) + 1
+            if transposed:
+                kernel_in = Fraction(k_eff - 1, s) + 1
+                stride_in: Number = Fraction(1, s)
+                pad_in: Number = Fraction(k_eff - 1 - pb, s)
+            else:
+                kernel_in, stride_in, pad_in = k_eff, s, pb
+            new_size.append(_num(r + (kernel_in - 1) * S))
+            new_stride.append(_num(S * stride_in))
+            new_pad.append(_num(P + pad_in * S))
+        return ReceptiveField(tuple(new_size), tuple(new_stride), tuple(new_pad))
+
+    def is_aligned_with(self, other: ReceptiveField) -> bool:
+        return self.stride == other.stride and self.center_offset == other.center_offset
+
+    def merge(self, other: ReceptiveField) -> ReceptiveField:
+        """Join two branches (add / mul / cat): the Distill 2019 alignment rule.
+
+        Both paths must have the same effective stride and the same centre offset; the merged
+        field is the larger one per axis. Otherwise :class:`MisalignedError` names both.
+        """
+        if not isinstance(other, ReceptiveField):
+            raise TypeError(f"other must be a ReceptiveField, got {type(other).__name__}")
+        if other.ndim != self.ndim:
+            raise ValueError(f"cannot merge a {self.ndim}-D field with a {other.ndim}-D field")
+        if not self.is_aligned_with(other):
+            raise MisalignedError(
+                f"misaligned branches: stride {_fmt(self.stride)} centre {_fmt(self.center_offset)} "
+                f"vs stride {_fmt(other.stride)} centre {_fmt(other.center_offset)}"
+            )
+        pick = [a if a >= b else b for a, b in zip(self.size, other.size)]
+        pads = [self.padding[ax] if pick[ax] == self.size[ax] else other.padding[ax]
+                for ax in range(self.ndim)]
+        return ReceptiveField(tuple(pick), self.stride, tuple(pads))
+
+    def to_dict(self) -> dict[str, list[float | int]]:
+        """JSON-friendly form (Fractions become floats)."""
+        def plain(values: tuple[Number, ...]) -> list[float | int]:
+            return [v if isinstance(v, int) else float(v) for v in values]
+        return {"size": plain(self.size), "stride": plain(self.stride), "padding": plain(self.padding)}
+
+
+def _fmt(values: tuple[Number, ...]) -> str:
+    return "x".join(str(v) for v in values)
