@@ -14,11 +14,11 @@ Conventions used across the project:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Union
 
 PaddingPair = tuple[int, int]
-IntOrTuple = Union[int, Sequence[int]]
-PaddingSpec = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+IntOrTuple = int | Sequence[int]
+SizeSpec = int | Sequence[int | None] | None
+PaddingSpec = int | str | Sequence[int] | Sequence[Sequence[int]]
 
 PADDING_STRINGS = ("valid", "same", "same_lower")
 

@@ -22,13 +22,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Union
 
 from stridelab.arith._check import PaddingSpec, is_int, per_axis, per_axis_sizes
 from stridelab.arith.sizes import padding_pairs
 
-Number = Union[int, Fraction]
-IndexLike = Union[int, Sequence[int]]
+Number = int | Fraction
+IndexLike = int | Sequence[int]
 
 
 class MisalignedError(ValueError):

@@ -15,6 +15,7 @@ from stridelab.arith._check import (
     IntOrTuple,
     PaddingPair,
     PaddingSpec,
+    SizeSpec,
     check_padding_string,
     is_int,
     per_axis,
@@ -58,7 +59,7 @@ def _split_same(total: int, mode: str) -> PaddingPair:
 
 
 def same_padding(
-    size: IntOrTuple | None,
+    size: SizeSpec,
     kernel: IntOrTuple,
     stride: IntOrTuple = 1,
     dilation: IntOrTuple = 1,
@@ -98,7 +99,7 @@ def same_padding(
 
 def padding_pairs(
     padding: PaddingSpec,
-    size: IntOrTuple | None,
+    size: SizeSpec,
     kernel: IntOrTuple,
     stride: IntOrTuple = 1,
     dilation: IntOrTuple = 1,
@@ -167,7 +168,7 @@ def pool_output_size(
     Floor mode is the convolution formula. ``ceil_mode``: ``o = ceil((i + p_b + p_a - k_eff) / s)
     + 1``, then ``o -= 1`` when ``(o - 1) * s >= i + p_b`` (the last window would start in the
     right padding, and PyTorch / ONNX drop it). ``stride=None`` means stride = kernel. Each side's
-    padding must be at most ``k_eff // 2`` (PyTorch's check).
+    padding must be at most ``kernel // 2``: PyTorch checks the kernel size, not the dilated span.
     """
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
@@ -176,18 +177,25 @@ def pool_output_size(
     out = []
     for axis, (i, k, s, pad, d) in enumerate(axes):
         k_eff = d * (k - 1) + 1
-        if max(pad) > k_eff // 2:
+        if max(pad) > k // 2:
             raise ValueError(
-                f"pooling padding must be at most half the effective kernel ({k_eff} // 2 = "
-                f"{k_eff // 2}) on axis {axis}, got {pad}"
+                f"pooling padding must be at most half the kernel ({k} // 2 = {k // 2}) on "
+                f"axis {axis}, got {pad}"
             )
-        span = _check_fits(axis, i, k_eff, pad)
         if ceil_mode:
+            # In ceil mode the last window may hang past the padded input as long as it starts
+            # inside it, so the kernel may exceed the padded input; at least one output must remain.
+            span = i + pad[0] + pad[1] - k_eff
             o = -(-span // s) + 1
             if (o - 1) * s >= i + pad[0]:
                 o -= 1
+            if o < 1:
+                raise ValueError(
+                    f"pooling output would be empty on axis {axis}: kernel {k_eff} does not fit "
+                    f"input {i} + padding {pad[0]} + {pad[1]} even in ceil_mode"
+                )
         else:
-            o = span // s + 1
+            o = _check_fits(axis, i, k_eff, pad) // s + 1
         out.append(o)
     return shape_like(template, out)
 

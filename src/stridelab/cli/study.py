@@ -1,0 +1,143 @@
+"""``stridelab study``: train stride variants on real data and report the trade-offs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+DEFAULTS_HELP = "(default: %(default)s)"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def add_parser(subparsers: Any) -> None:
+    from stridelab.study.config import StudyConfig
+
+    d = StudyConfig().to_dict() | {"runs_dir": StudyConfig().runs_dir}
+
+    parser = subparsers.add_parser(
+        "study", help="train stride variants on real data and compare them",
+        description="Train named stride variants of a small CIFAR-style ResNet, measure accuracy, "
+                    "cost, latency, memory and shift-consistency (mean ± std over seeds), and "
+                    "write runs/<name>/ (config, checkpoints, results.json, report.md/html). "
+                    "Under torchrun, trains with DistributedDataParallel.")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=d["dataset"],
+                      help="digits | synthetic | cifar10:PATH | folder:PATH " + DEFAULTS_HELP)
+    data.add_argument("--image-size", type=_positive_int, default=d["image_size"],
+                      help="images are resized to this square size " + DEFAULTS_HELP)
+    data.add_argument("--seed", type=_non_negative_int, default=d["seed"],
+                      help="seed of the train/val/test split and of the first training run "
+                           + DEFAULTS_HELP)
+    data.add_argument("--train-limit", type=_positive_int, default=None,
+                      help="use at most this many training images (quick runs)")
+    model = parser.add_argument_group("variants")
+    model.add_argument("--variants", default=d["variants"],
+                       help="comma-separated: strided, maxpool, avgpool, blurpool, "
+                            "space-to-depth, aggressive, no-downsampling, or .json/.toml plan "
+                            "files " + DEFAULTS_HELP)
+    model.add_argument("--depth", type=_positive_int, default=d["depth"],
+                       help="CIFAR ResNet depth 6n+2 " + DEFAULTS_HELP)
+    model.add_argument("--width", type=_positive_int, default=d["width"],
+                       help="channels of the first stage (then 2x, 4x) " + DEFAULTS_HELP)
+    train = parser.add_argument_group("training")
+    train.add_argument("--seeds", type=_positive_int, default=d["seeds"],
+                       help="training runs per variant (seeds SEED, SEED+1, ...) " + DEFAULTS_HELP)
+    train.add_argument("--epochs", type=_positive_int, default=d["epochs"], help=DEFAULTS_HELP)
+    train.add_argument("--batch-size", type=_positive_int, default=d["batch_size"],
+                       help="global batch size " + DEFAULTS_HELP)
+    train.add_argument("--optimizer", choices=("sgd", "adamw"), default=d["optimizer"],
+                       help=DEFAULTS_HELP)
+    train.add_argument("--lr", type=_positive_float, default=d["lr"],
+                       help="peak learning rate (cosine schedule) " + DEFAULTS_HELP)
+    train.add_argument("--weight-decay", type=_non_negative_float, default=d["weight_decay"],
+                       help=DEFAULTS_HELP)
+    train.add_argument("--augment", choices=("none", "shift"), default=d["augment"],
+                       help="training augmentation: random shifts of up to 2 px " + DEFAULTS_HELP)
+    train.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d["device"],
+                       help=DEFAULTS_HELP)
+    measure = parser.add_argument_group("measurements")
+    measure.add_argument("--max-shift", type=_non_negative_int, default=d["max_shift"],
+                         help="largest shift (px per axis) for shift-consistency " + DEFAULTS_HELP)
+    measure.add_argument("--latency-repeats", type=_positive_int, default=d["latency_repeats"],
+                         help=DEFAULTS_HELP)
+    runs = parser.add_argument_group("run folder")
+    runs.add_argument("--name", default=d["name"], help="run name: runs/<name>/ " + DEFAULTS_HELP)
+    runs.add_argument("--runs-dir", default=d["runs_dir"], help=DEFAULTS_HELP)
+    mode = runs.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="continue an interrupted study in runs/<name>/ (same options)")
+    mode.add_argument("--overwrite", action="store_true",
+                      help="delete runs/<name>/ and start again")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from stridelab.study.config import StudyConfig
+    from stridelab.study.progress import RichProgress
+    from stridelab.study.report import format_table
+    from stridelab.study.runner import run_study
+
+    config = StudyConfig(
+        name=args.name, runs_dir=args.runs_dir, dataset=args.dataset, variants=args.variants,
+        seeds=args.seeds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
+        optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
+        augment=args.augment, depth=args.depth, width=args.width, image_size=args.image_size,
+        train_limit=args.train_limit, max_shift=args.max_shift,
+        latency_repeats=args.latency_repeats, device=args.device,
+    )
+    console = Console(stderr=True)
+    if args.quiet:
+        results = run_study(config, resume=args.resume, overwrite=args.overwrite)
+    else:
+        with RichProgress(console) as progress:
+            results = run_study(config, resume=args.resume, overwrite=args.overwrite,
+                                progress=progress)
+    if results is None:  # a non-zero rank of a distributed run
+        return 0
+    print(format_table(results), end="")
+    run_dir = config.run_dir
+    print(f"report: {run_dir / 'report.html'} (also {run_dir / 'report.md'}, "
+          f"{run_dir / 'results.json'})")
+    return 0

@@ -1,0 +1,375 @@
+"""What one ATen operator does to the receptive field.
+
+The capture layer (:mod:`stridelab.inspect.capture`) sees every tensor operator at the dispatch
+level. For each operator this module answers two questions, per spatial axis:
+
+* is it a sliding window (convolution, transposed convolution, pooling, padding, resizing,
+  cropping), and with which kernel, stride, padding ``(before, after)`` and dilation?
+* how does it change the field of its output? Every answer is a call to
+  :meth:`stridelab.arith.ReceptiveField.then` or :meth:`~stridelab.arith.ReceptiveField.merge`;
+  the only arithmetic done here turns an operator without a kernel (adaptive pooling, resizing,
+  cropping) into an equivalent window, documented on each helper.
+
+Fields are per spatial axis of the model input: a tensor is *spatial* while it keeps the input's
+layout ``(N, C, *spatial)``; after a flatten or a global reduction it is not, and its field stays
+fixed from then on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from fractions import Fraction
+
+from stridelab.arith import MisalignedError, ReceptiveField, padding_pairs
+
+Pair = tuple[int, int]
+
+CONVOLUTIONS = frozenset({"convolution", "_convolution", "convolution_overrideable"})
+MAX_POOLS = frozenset({"max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
+                       "max_pool2d_with_indices", "max_pool3d_with_indices"})
+AVG_POOLS = frozenset({"avg_pool1d", "avg_pool2d", "avg_pool3d"})
+ADAPTIVE_POOLS = frozenset({"adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
+                            "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool1d",
+                            "adaptive_max_pool2d", "adaptive_max_pool3d"})
+PADS = frozenset({"constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+                  "replication_pad1d", "replication_pad2d", "replication_pad3d", "_pad_circular"})
+RESIZES = frozenset({"upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
+                     "_upsample_nearest_exact1d", "_upsample_nearest_exact2d",
+                     "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",
+                     "upsample_trilinear3d", "upsample_bicubic2d", "_upsample_bilinear2d_aa",
+                     "_upsample_bicubic2d_aa"})
+SHAPE_OPS = frozenset({"view", "_unsafe_view", "reshape", "flatten", "squeeze", "unsqueeze",
+                       "expand", "permute", "transpose", "t", "contiguous", "clone", "alias",
+                       "detach", "_to_copy", "select"})
+
+
+@dataclass(frozen=True)
+class Window:
+    """A sliding window as it acts on one tensor, per spatial axis.
+
+    ``kind`` is one of ``conv``, ``transposed``, ``maxpool``, ``avgpool``, ``adaptive``, ``pad``,
+    ``resize``, ``crop``, ``global``. ``padding`` holds ``(before, after)`` pairs (for a crop,
+    the negative of the removed pixels). ``exact`` is False when the window is a conservative
+    stand-in (a superset of the true region, see the helpers below).
+    """
+
+    kind: str
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[Pair, ...]
+    dilation: tuple[int, ...]
+    input_size: tuple[int, ...]
+    output_size: tuple[int, ...]
+    ceil_mode: bool = False
+    groups: int = 1
+    exact: bool = True
+    upsample: tuple[int, ...] | None = None
+
+    @property
+    def strided(self) -> bool:
+        return any(s > 1 for s in self.stride) and self.kind not in ("transposed", "resize")
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Result of one operator: the output field, whether the output is still spatial, the window
+    (if the operator is one) and, for a merge that failed the alignment rule, the fields that met.
+    """
+
+    field: ReceptiveField
+    spatial: bool
+    window: Window | None = None
+    misaligned: tuple[ReceptiveField, ...] = ()
+    broadcast: bool = False
+    unknown: bool = False
+
+
+def _ints(value: object, ndim: int, default: int) -> tuple[int, ...]:
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0):
+        return (default,) * ndim
+    if isinstance(value, (list, tuple)):
+        items = [int(v) for v in value]
+        return tuple(items) if len(items) == ndim else (items[0],) * ndim
+    return (int(value),) * ndim  # type: ignore[call-overload]
+
+
+def _arg(args: Sequence[object], kwargs: dict[str, object], index: int, name: str,
+         default: object = None) -> object:
+    if len(args) > index:
+        return args[index]
+    return kwargs.get(name, default)
+
+
+def adaptive_window(size_in: int, size_out: int) -> tuple[int, int]:
+    """Equivalent ``(kernel, stride)`` of adaptive pooling ``size_in -> size_out`` (one axis).
+
+    PyTorch's window ``u`` is ``[floor(u*i/o), ceil((u+1)*i/o) - 1]``. With ``s = i // o`` and
+    ``k = i - (o - 1) * s`` the window ``[u*s, u*s + k - 1]`` contains it for every ``u``; when
+    ``o`` divides ``i`` it is exactly ``k = s = i / o``.
+    """
+    stride = max(size_in // size_out, 1)
+    return max(size_in - (size_out - 1) * stride, 1), stride
+
+
+def resize_window(scale: int, mode: str) -> tuple[int, Pair]:
+    """Equivalent transposed window ``(kernel, (before, after))`` of an integer ``scale`` resize.
+
+    Output ``u`` of a resize reads source positions ``lo(u)..hi(u)``; a transposed window with
+    stride ``scale`` sees ``[(u - q) / scale, (u + p) / scale]``, so the smallest window that
+    contains every read has ``q = max(u - scale*lo)`` and ``p = max(scale*hi - u)`` over one period
+    ``u in [0, scale)``, kernel ``q + p + 1`` and padding-before ``p`` (the transposed padding).
+    Nearest reads ``floor(u / scale)`` (giving kernel = scale, padding 0); linear modes with
+    ``align_corners=False`` read the two neighbours of ``(u + 0.5) / scale - 0.5`` (kernel
+    2 * scale, padding scale // 2 for even scales); cubic reads one more on each side.
+    """
+    reach = {"nearest": (0, 0), "linear": (0, 1), "cubic": (-1, 2)}[mode]
+    q = p = 0
+    for u in range(scale):
+        if mode == "nearest":
+            base = u // scale
+        else:
+            base = (2 * u + 1 - scale) // (2 * scale)  # floor((u + 0.5) / scale - 0.5)
+        lo, hi = base + reach[0], base + reach[1]
+        if mode == "linear" and (2 * u + 1 - scale) % (2 * scale) == 0:
+            hi = lo  # the sample falls on a source pixel: the neighbour has weight 0
+        q = max(q, u - scale * lo)
+        p = max(p, scale * hi - u)
+    return q + p + 1, (p, p)
+
+
+def shifted(field: ReceptiveField, axis: int, start: int, step: int) -> ReceptiveField:
+    """The field after keeping positions ``start, start + step, ...`` of one axis (a crop/slice).
+
+    This is a 1-tap window of stride ``step`` (via ``then``) whose first tap sits ``start``
+    positions in; arith's ``then`` takes no negative padding, so the offset is applied to the
+    effective padding directly: ``P_new = P - start * S``.
+    """
+    ndim = field.ndim
+    strides = tuple(step if a == axis else 1 for a in range(ndim))
+    stepped = field.then(1, strides, 0)
+    pads = tuple(p - start * s if a == axis else p
+                 for a, (p, s) in enumerate(zip(stepped.padding, field.stride)))
+    return ReceptiveField(stepped.size, stepped.stride, pads)
+
+
+def hull(fields: Sequence[ReceptiveField], output_size: Sequence[int] | None) -> ReceptiveField:
+    """Conservative join of misaligned fields: the smallest field (with the coarsest stride) whose
+    region contains every input field's region for each of the ``output_size`` output positions.
+
+    Per axis, with target stride ``S = max S_j``: ``P = max_j (P_j + (n - 1) * (S - S_j))`` and
+    ``r = max_j (r_j + P - P_j)``; for equal strides this is the union ``[min start, max end]``.
+    """
+    ndim = fields[0].ndim
+    sizes, strides, pads = [], [], []
+    for axis in range(ndim):
+        n = output_size[axis] if output_size is not None else 1
+        target = max(f.stride[axis] for f in fields)
+        pad = max(f.padding[axis] + (n - 1) * (target - f.stride[axis]) for f in fields)
+        size = max(f.size[axis] + pad - f.padding[axis] for f in fields)
+        sizes.append(size)
+        strides.append(target)
+        pads.append(pad)
+    return ReceptiveField(tuple(sizes), tuple(strides), tuple(pads))
+
+
+def merge_fields(fields: Sequence[ReceptiveField],
+                 output_size: Sequence[int] | None) -> tuple[ReceptiveField, bool]:
+    """Distill's alignment rule over all branches; ``(field, aligned)``.
+
+    When the branches are misaligned the result is :func:`hull` (documented conservative choice)
+    and ``aligned`` is False so the caller can report it.
+    """
+    merged = fields[0]
+    try:
+        for other in fields[1:]:
+            merged = merged.merge(other)
+    except MisalignedError:
+        return hull(fields, output_size), False
+    return merged, True
+
+
+def _global(field: ReceptiveField, spatial_in: tuple[int, ...]) -> Effect:
+    """Every output unit sees all positions: a window as large as the whole feature map."""
+    window = Window("global", spatial_in, spatial_in, ((0, 0),) * len(spatial_in),
+                    (1,) * len(spatial_in), spatial_in, (1,) * len(spatial_in))
+    return Effect(field.then(spatial_in, spatial_in, 0), False, window)
+
+
+def _pad_pairs(pad: Sequence[int], ndim: int) -> tuple[Pair, ...]:
+    """PyTorch pad lists run from the last axis backwards: ``(left, right, top, bottom, ...)``."""
+    pairs = [(0, 0)] * ndim
+    for index in range(min(len(pad) // 2, ndim)):
+        pairs[ndim - 1 - index] = (int(pad[2 * index]), int(pad[2 * index + 1]))
+    return tuple(pairs)
+
+
+def _window_effect(field: ReceptiveField, window: Window) -> Effect:
+    transposed = window.kind in ("transposed", "resize")
+    new = field.then(window.kernel, window.stride, window.padding, window.dilation,
+                     transposed=transposed)
+    return Effect(new, True, window)
+
+
+def window_of(name: str, args: Sequence[object], kwargs: dict[str, object],
+              spatial_in: tuple[int, ...], spatial_out: tuple[int, ...]) -> Window | None:
+    """The sliding window an operator applies, or None if it is not one."""
+    ndim = len(spatial_in)
+    ones = (1,) * ndim
+
+    def win(kind: str, kernel: tuple[int, ...], stride: tuple[int, ...],
+            pads: tuple[Pair, ...], dilation: tuple[int, ...] = ones, **extra: object) -> Window:
+        return Window(kind, kernel, stride, pads, dilation, spatial_in, spatial_out,
+                      **extra)  # type: ignore[arg-type]
+
+    if name in CONVOLUTIONS:
+        weight = args[1]
+        kernel = tuple(int(k) for k in weight.shape[2:])  # type: ignore[attr-defined]
+        stride = _ints(_arg(args, kwargs, 3, "stride"), ndim, 1)
+        pads = padding_pairs(_ints(_arg(args, kwargs, 4, "padding"), ndim, 0), spatial_in,
+                             kernel, stride)
+        dilation = _ints(_arg(args, kwargs, 5, "dilation"), ndim, 1)
+        transposed = bool(_arg(args, kwargs, 6, "transposed", False))
+        groups = int(_arg(args, kwargs, 8, "groups", 1))  # type: ignore[call-overload]
+        return win("transposed" if transposed else "conv", kernel, stride, pads, dilation,
+                   groups=groups)
+    if name in MAX_POOLS or name in AVG_POOLS:
+        kernel = _ints(_arg(args, kwargs, 1, "kernel_size"), ndim, 1)
+        stride = _ints(_arg(args, kwargs, 2, "stride"), ndim, 0)
+        stride = kernel if 0 in stride else stride
+        pads = tuple((p, p) for p in _ints(_arg(args, kwargs, 3, "padding"), ndim, 0))
+        if name in MAX_POOLS:
+            dilation = _ints(_arg(args, kwargs, 4, "dilation"), ndim, 1)
+            ceil = bool(_arg(args, kwargs, 5, "ceil_mode", False))
+            return win("maxpool", kernel, stride, pads, dilation, ceil_mode=ceil)
+        ceil = bool(_arg(args, kwargs, 4, "ceil_mode", False))
+        return win("avgpool", kernel, stride, pads, ceil_mode=ceil)
+    if name in ADAPTIVE_POOLS:
+        pairs = [adaptive_window(i, o) for i, o in zip(spatial_in, spatial_out)]
+        exact = all(i % o == 0 for i, o in zip(spatial_in, spatial_out))
+        return win("adaptive", tuple(k for k, _ in pairs), tuple(s for _, s in pairs),
+                   ((0, 0),) * ndim, exact=exact)
+    if name in PADS:
+        pads = _pad_pairs(_arg(args, kwargs, 1, "pad", ()), ndim)  # type: ignore[arg-type]
+        return win("pad", ones, ones, pads)
+    if name == "pixel_unshuffle":
+        factor = int(_arg(args, kwargs, 1, "downscale_factor", 1))  # type: ignore[call-overload]
+        return win("conv", (factor,) * ndim, (factor,) * ndim, ((0, 0),) * ndim)
+    if name in RESIZES or name == "pixel_shuffle":
+        return _resize_window(name, args, kwargs, spatial_in, spatial_out)
+    return None
+
+
+def _resize_window(name: str, args: Sequence[object], kwargs: dict[str, object],
+                   spatial_in: tuple[int, ...], spatial_out: tuple[int, ...]) -> Window:
+    ndim = len(spatial_in)
+    mode = "cubic" if "cubic" in name else "nearest" if "nearest" in name else "linear"
+    if name == "pixel_shuffle":
+        mode = "nearest"
+    align = mode != "nearest" and bool(_arg(args, kwargs, 2, "align_corners", False))
+    kernels, strides, pads, scales = [], [], [], []
+    exact = not align
+    for i, o in zip(spatial_in, spatial_out):
+        if o >= i:
+            scale = -(-o // i)
+            exact = exact and o % i == 0
+            kernel, pad = resize_window(scale, mode) if scale > 1 else (1, (0, 0))
+            kernels.append(kernel)
+            strides.append(scale)
+            pads.append(pad)
+            scales.append(scale)
+        else:  # downsampling by interpolation: the adaptive-pooling window contains every read
+            kernel, stride = adaptive_window(i, o)
+            exact = False
+            kernels.append(kernel + (2 if mode != "nearest" else 0))
+            strides.append(stride)
+            pads.append((1, 1) if mode != "nearest" else (0, 0))
+            scales.append(1)
+    if any(s > 1 for s in scales) and any(s == 1 for s in strides):
+        exact = False  # mixed up/down resizing: approximated axis by axis
+    kind = "resize" if all(o >= i for i, o in zip(spatial_in, spatial_out)) else "avgpool"
+    return Window(kind, tuple(kernels), tuple(strides), tuple(pads), (1,) * ndim, spatial_in,
+                  spatial_out, exact=exact, upsample=tuple(scales))
+
+
+def effect_of(name: str, args: Sequence[object], kwargs: dict[str, object],
+              inputs: Sequence[tuple[ReceptiveField, bool, tuple[int, ...]]],
+              output_shape: tuple[int, ...] | None, ndim: int) -> Effect:
+    """Field of an operator's output from its inputs' ``(field, spatial, shape)``."""
+    spatial_inputs = [item for item in inputs if item[1]]
+    out_rank_ok = output_shape is not None and len(output_shape) == ndim + 2
+    if len(inputs) >= 2:
+        return _merge_effect(inputs, output_shape, ndim, out_rank_ok)
+    field, spatial, shape = inputs[0]
+    if not spatial:
+        return Effect(field, False)
+    spatial_in = tuple(shape[-ndim:])
+    spatial_out = tuple(output_shape[-ndim:]) if out_rank_ok and output_shape else None
+    if name == "slice" and spatial_out is not None:
+        dim = int(_arg(args, kwargs, 1, "dim", 0))  # type: ignore[call-overload]
+        dim = dim + len(shape) if dim < 0 else dim
+        axis = dim - 2
+        if 0 <= axis < ndim:
+            start = _arg(args, kwargs, 2, "start", 0)
+            begin = 0 if start is None else int(start)  # type: ignore[call-overload]
+            begin = max(begin + shape[dim], 0) if begin < 0 else min(begin, shape[dim])
+            step = int(_arg(args, kwargs, 4, "step", 1))  # type: ignore[call-overload]
+            pads = tuple((-begin, 0) if a == axis else (0, 0) for a in range(ndim))
+            window = Window("crop", (1,) * ndim, tuple(step if a == axis else 1
+                                                       for a in range(ndim)),
+                            pads, (1,) * ndim, spatial_in, spatial_out)
+            return Effect(shifted(field, axis, begin, step), True, window)
+        return Effect(field, True)
+    if spatial_out is not None:
+        window = window_of(name, args, kwargs, spatial_in, spatial_out)
+        if window is not None and window.kind == "pad" and any(
+                b < 0 or a < 0 for b, a in window.padding):
+            return _negative_pad(field, window)
+        if window is not None:
+            return _window_effect(field, window)
+    if spatial_out == spatial_in and out_rank_ok:
+        return Effect(field, True)
+    if spatial_out is not None and all(o == 1 for o in spatial_out):
+        return _global_keep(field, spatial_in)
+    known = name in SHAPE_OPS or name in ("mean", "sum", "amax", "amin", "max", "min", "var",
+                                          "std", "mm", "addmm", "logsumexp", "norm")
+    effect = _global(field, spatial_in)
+    return Effect(effect.field, False, effect.window, unknown=not known)
+
+
+def _global_keep(field: ReceptiveField, spatial_in: tuple[int, ...]) -> Effect:
+    """Global reduction with keepdim (e.g. ``mean((2, 3), keepdim=True)``): a 1x1 map."""
+    effect = _global(field, spatial_in)
+    return Effect(effect.field, True, effect.window)
+
+
+def _negative_pad(field: ReceptiveField, window: Window) -> Effect:
+    """F.pad with negative amounts crops: apply the positive pads, then the crops."""
+    positive = tuple((max(b, 0), max(a, 0)) for b, a in window.padding)
+    new = field.then(1, 1, positive)
+    for axis, (before, _after) in enumerate(window.padding):
+        if before < 0:
+            new = shifted(new, axis, -before, 1)
+    return Effect(new, True, window)
+
+
+def _merge_effect(inputs: Sequence[tuple[ReceptiveField, bool, tuple[int, ...]]],
+                  output_shape: tuple[int, ...] | None, ndim: int, out_rank_ok: bool) -> Effect:
+    spatial_out = tuple(output_shape[-ndim:]) if out_rank_ok and output_shape else None
+    fields = []
+    broadcast = False
+    for field, spatial, shape in inputs:
+        if (spatial and spatial_out is not None and all(s == 1 for s in shape[-ndim:])
+                and any(o > 1 for o in spatial_out)):
+            broadcast = True  # a 1x1 global context gate, broadcast over the map
+            continue
+        fields.append(field)
+    if not fields:
+        fields = [inputs[0][0]]
+    merged, aligned = merge_fields(fields, spatial_out)
+    spatial = all(s for _, s, _ in inputs) and out_rank_ok
+    return Effect(merged, spatial, None, () if aligned else tuple(fields), broadcast)
+
+
+def fraction_text(value: int | Fraction) -> str:
+    return str(value)

@@ -1,0 +1,247 @@
+"""Convolution and pooling layers whose padding may be ``"same"``, ``"same_lower"``, ``"valid"`` or
+asymmetric ``(before, after)`` per axis, for any stride.
+
+The classes subclass torch's own (``isinstance(m, torch.nn.Conv2d)`` holds, ``state_dict`` keys are
+unchanged). ``m.padding`` keeps the padding *spec* in the form :func:`stridelab.arith.padding_pairs`
+accepts: a string (``"same"``, ``"same_lower"``, ``"valid"``), a tuple of ints (symmetric, torch's
+convention) or a tuple of ``(before, after)`` pairs. ``m.padding_for(input_size)`` resolves it.
+
+How padding is applied (``zeros`` mode): the symmetric part ``min(before, after)`` of each axis is
+folded into the convolution, and only the excess is padded explicitly with ``F.pad``. The pairs are
+computed once at construction when they do not depend on the input size (numbers, ``"valid"``,
+``"same"`` at stride 1) and per input size at run time otherwise (``"same"`` with stride > 1, whose
+padding depends on ``i % s``). Other ``padding_mode`` values pad everything explicitly with that mode.
+'same' follows TF / ONNX SAME_UPPER (odd pixel after); 'same_lower' is ONNX SAME_LOWER.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Union
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from stridelab.arith import PADDING_STRINGS, PaddingPair, padding_pairs
+
+PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
+PadSplit = tuple[tuple[int, ...], Union[list[int], None]]
+
+
+def _normalise_string(padding: str) -> str:
+    name = padding.strip().lower().replace("-", "_")
+    if name not in PADDING_STRINGS:
+        raise ValueError(
+            f"padding must be an int, a tuple of ints or (before, after) pairs, or one of "
+            f"{', '.join(map(repr, PADDING_STRINGS))}; got {padding!r}"
+        )
+    return name
+
+
+def split_padding(pairs: Sequence[PaddingPair], fold: bool) -> PadSplit:
+    """Split per-axis ``(before, after)`` pairs into the part folded into the op and ``F.pad`` args.
+
+    With ``fold`` the symmetric part ``min(before, after)`` goes to the op; otherwise everything is
+    explicit. The ``F.pad`` list is ordered last axis first, or ``None`` when nothing is explicit.
+    """
+    folded = tuple(min(b, a) if fold else 0 for b, a in pairs)
+    explicit: list[int] = []
+    for (b, a), f in zip(reversed(tuple(pairs)), reversed(folded)):
+        explicit += [b - f, a - f]
+    return folded, (explicit if any(explicit) else None)
+
+
+class PaddingResolver:
+    """Turns a padding spec into (folded, explicit) padding, statically when it can."""
+
+    def __init__(self, padding: PaddingArg, kernel: tuple[int, ...], stride: tuple[int, ...],
+                 dilation: tuple[int, ...], fold: bool) -> None:
+        self.spec: Any = _normalise_string(padding) if isinstance(padding, str) else padding
+        self.kernel, self.stride, self.dilation, self.fold = kernel, stride, dilation, fold
+        self.ndim = len(kernel)
+        try:
+            static: tuple[PaddingPair, ...] | None = padding_pairs(
+                self.spec, None, kernel, stride, dilation)
+        except ValueError:
+            if not isinstance(self.spec, str):
+                raise
+            static = None  # 'same' with stride > 1: depends on the input size
+        self.static_pairs = static
+        self.static_split = None if static is None else split_padding(static, fold)
+
+    @property
+    def torch_padding(self) -> Any:
+        """The spec in torch's vocabulary where possible (ints for symmetric pairs)."""
+        if self.static_pairs is not None and not isinstance(self.spec, str):
+            if all(b == a for b, a in self.static_pairs):
+                return tuple(b for b, _ in self.static_pairs)
+            return self.static_pairs
+        return self.spec
+
+    def pairs(self, size: Sequence[int]) -> tuple[PaddingPair, ...]:
+        if self.static_pairs is not None:
+            return self.static_pairs
+        return padding_pairs(self.spec, tuple(int(s) for s in size), self.kernel, self.stride,
+                             self.dilation)
+
+    def resolve(self, x: Tensor) -> PadSplit:
+        if self.static_split is not None:
+            return self.static_split
+        return split_padding(self.pairs(tuple(x.shape[-self.ndim:])), self.fold)
+
+
+class _PaddedConvMixin:
+    """Shared forward for Conv1d/2d/3d: explicit pad of the excess, then the folded conv."""
+
+    _resolver: PaddingResolver
+    _functional: Callable[..., Tensor]
+    padding_mode: str
+    stride: Any
+    dilation: Any
+    groups: int
+
+    def _setup(self, padding: PaddingArg) -> None:
+        kernel = tuple(self.kernel_size)  # type: ignore[attr-defined]
+        self._resolver = PaddingResolver(padding, kernel, tuple(self.stride),
+                                         tuple(self.dilation), fold=self.padding_mode == "zeros")
+        self.padding = self._resolver.torch_padding
+
+    def padding_for(self, input_size: Sequence[int]) -> tuple[PaddingPair, ...]:
+        """``(before, after)`` per spatial axis for an input of spatial size ``input_size``."""
+        return self._resolver.pairs(input_size)
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        folded, explicit = self._resolver.resolve(input)
+        if explicit is not None:
+            mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+            input = F.pad(input, explicit, mode=mode)
+        return type(self)._functional(input, weight, bias, self.stride, folded, self.dilation,
+                                      self.groups)
+
+
+class Conv1d(_PaddedConvMixin, torch.nn.Conv1d):
+    """:class:`torch.nn.Conv1d` with 'same' / 'same_lower' / 'valid' / (before, after) padding."""
+
+    _functional = staticmethod(F.conv1d)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int],
+                 stride: int | tuple[int] = 1, padding: PaddingArg = 0,
+                 dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
+                         bias, padding_mode, device, dtype)
+        self._setup(padding)
+
+
+class Conv2d(_PaddedConvMixin, torch.nn.Conv2d):
+    """:class:`torch.nn.Conv2d` with 'same' / 'same_lower' / 'valid' / (before, after) padding.
+
+    Example: ``Conv2d(3, 8, 3, stride=2, padding="same")`` gives ``ceil(H / 2) x ceil(W / 2)``
+    outputs, padding (0, 1) on an even axis and (1, 1) on an odd one (TF 'SAME').
+    """
+
+    _functional = staticmethod(F.conv2d)
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] = 1, padding: PaddingArg = 0,
+                 dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
+                         bias, padding_mode, device, dtype)
+        self._setup(padding)
+
+
+class Conv3d(_PaddedConvMixin, torch.nn.Conv3d):
+    """:class:`torch.nn.Conv3d` with 'same' / 'same_lower' / 'valid' / (before, after) padding."""
+
+    _functional = staticmethod(F.conv3d)
+
+    def __init__(self, in_channels: int, out_channels: int,
+                 kernel_size: int | tuple[int, int, int], stride: int | tuple[int, int, int] = 1,
+                 padding: PaddingArg = 0, dilation: int | tuple[int, int, int] = 1,
+                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device: Any = None, dtype: Any = None) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
+                         bias, padding_mode, device, dtype)
+        self._setup(padding)
+
+
+def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    items = tuple(value)
+    if len(items) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
+    return (int(items[0]), int(items[1]))
+
+
+class MaxPool2d(torch.nn.MaxPool2d):
+    """:class:`torch.nn.MaxPool2d` accepting the same padding specs as :class:`Conv2d`.
+
+    Explicit padding uses ``-inf``, so padded positions never win (TF 'SAME' max pooling).
+    ``return_indices`` is only allowed when the padding is symmetric (indices refer to the input).
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, padding: PaddingArg = 0,
+                 dilation: int | tuple[int, int] = 1, return_indices: bool = False,
+                 ceil_mode: bool = False) -> None:
+        super().__init__(kernel_size, stride, 0, dilation, return_indices, ceil_mode)
+        kernel = _pair("kernel_size", kernel_size)
+        strides = kernel if stride is None else _pair("stride", stride)
+        self._resolver = PaddingResolver(padding, kernel, strides, _pair("dilation", dilation),
+                                         fold=True)
+        self.padding = self._resolver.torch_padding
+        split = self._resolver.static_split
+        if return_indices and (split is None or split[1] is not None):
+            raise ValueError("return_indices=True needs symmetric padding (int or per-axis ints); "
+                             f"got padding={padding!r}")
+
+    def padding_for(self, input_size: Sequence[int]) -> tuple[PaddingPair, ...]:
+        """``(before, after)`` per spatial axis for an input of spatial size ``input_size``."""
+        return self._resolver.pairs(input_size)
+
+    def forward(self, input: Tensor) -> Any:
+        folded, explicit = self._resolver.resolve(input)
+        if explicit is not None:
+            input = F.pad(input, explicit, mode="constant", value=float("-inf"))
+        return F.max_pool2d(input, self.kernel_size, self.stride, folded, self.dilation,
+                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+
+
+class AvgPool2d(torch.nn.AvgPool2d):
+    """:class:`torch.nn.AvgPool2d` accepting the same padding specs as :class:`Conv2d`.
+
+    ``count_include_pad=False`` averages over real pixels only (TF 'SAME' average pooling), also
+    for the explicitly padded part.
+    """
+
+    def __init__(self, kernel_size: int | tuple[int, int],
+                 stride: int | tuple[int, int] | None = None, padding: PaddingArg = 0,
+                 ceil_mode: bool = False, count_include_pad: bool = True,
+                 divisor_override: int | None = None) -> None:
+        super().__init__(kernel_size, stride, 0, ceil_mode, count_include_pad, divisor_override)
+        kernel = _pair("kernel_size", kernel_size)
+        strides = kernel if stride is None else _pair("stride", stride)
+        self._resolver = PaddingResolver(padding, kernel, strides, (1, 1), fold=True)
+        self.padding = self._resolver.torch_padding
+
+    def padding_for(self, input_size: Sequence[int]) -> tuple[PaddingPair, ...]:
+        """``(before, after)`` per spatial axis for an input of spatial size ``input_size``."""
+        return self._resolver.pairs(input_size)
+
+    def _pool(self, x: Tensor, folded: tuple[int, ...], include: bool) -> Tensor:
+        return F.avg_pool2d(x, self.kernel_size, self.stride, folded, self.ceil_mode, include,
+                            self.divisor_override)
+
+    def forward(self, input: Tensor) -> Tensor:
+        folded, explicit = self._resolver.resolve(input)
+        if explicit is None:
+            return self._pool(input, folded, self.count_include_pad)
+        padded = F.pad(input, explicit)
+        if self.count_include_pad or self.divisor_override is not None:
+            return self._pool(padded, folded, True)
+        # Average over real pixels: pool the data and a mask of ones the same way, then divide.
+        ones = F.pad(torch.ones_like(input[:1, :1]), explicit)
+        return self._pool(padded, folded, True) / self._pool(ones, folded, True)

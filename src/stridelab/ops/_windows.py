@@ -1,0 +1,119 @@
+"""Padded channels-last buffers, window views and per-tap slices (no per-tap copies).
+
+Internally the engine works channels-last: a window of a ``(N, *spatial, C)`` buffer is a run of
+``k_w * C`` contiguous numbers, so gathering patches is a copy with long inner runs, and every
+tap of the kernel is a strided *view* of one padded buffer (built with a single copy of ``x``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from stridelab.ops._geometry import ConvGeometry
+
+_POOL: ThreadPoolExecutor | None = None
+_MIN_PARALLEL_BYTES = 1 << 20
+
+
+def workers() -> int:
+    """CPU cores this process may use (copies are split across them; BLAS threads itself)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="stridelab-ops")
+    return _POOL
+
+
+def parallel(func: Callable[[slice], None], length: int, nbytes: int) -> None:
+    """Run ``func(chunk)`` over ``range(length)`` split in contiguous chunks, one per core.
+
+    NumPy releases the GIL inside copies and ufunc loops, so threads give real parallelism for
+    memory-bound work. Small jobs run inline.
+    """
+    n = min(workers(), length)
+    if n <= 1 or nbytes < _MIN_PARALLEL_BYTES:
+        func(slice(0, length))
+        return
+    bounds = [length * i // n for i in range(n + 1)]
+    futures = [_pool().submit(func, slice(a, b)) for a, b in zip(bounds, bounds[1:]) if b > a]
+    for future in futures:
+        future.result()
+
+
+def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` split over the first axis (or the second when the first is 1)."""
+    axis = 0 if dst.shape[0] > 1 or dst.ndim == 1 else 1
+
+    def run(chunk: slice) -> None:
+        index = (slice(None),) * axis + (chunk,)
+        np.copyto(dst[index], src[index])
+
+    parallel(run, dst.shape[axis], dst.nbytes)
+
+
+def channels_last_padded(
+    x: np.ndarray, pads: Sequence[tuple[int, int]], extent: Sequence[int], fill: float = 0.0,
+) -> np.ndarray:
+    """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled.
+
+    ``extent`` is the padded length actually read per axis; input positions beyond it (pixels no
+    window reaches) are not copied.
+    """
+    n, c = x.shape[:2]
+    buf = np.empty((n, *extent, c), dtype=x.dtype)
+    src_index: list[slice] = [slice(None), slice(None)]
+    dst_index: list[slice] = [slice(None)]
+    for axis, ((before, _), size, length) in enumerate(zip(pads, x.shape[2:], extent)):
+        stop = min(size, length - before)
+        src_index.append(slice(0, stop))
+        dst_index.append(slice(before, before + stop))
+        if before:
+            buf[(slice(None),) * (axis + 1) + (slice(0, before),)] = fill
+        if before + stop < length:
+            buf[(slice(None),) * (axis + 1) + (slice(before + stop, None),)] = fill
+    dst_index.append(slice(None))
+    moved = np.moveaxis(x[tuple(src_index)], 1, -1)
+    copy_into(buf[tuple(dst_index)], moved)
+    return buf
+
+
+def window_view(buf: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Read-only view ``(N, *out, *kernel, C)`` of a padded channels-last buffer."""
+    nd = geom.ndim
+    spatial = buf.strides[1:1 + nd]
+    shape = (buf.shape[0], *geom.out_size, *geom.kernel, buf.shape[-1])
+    strides = (buf.strides[0], *(st * s for st, s in zip(spatial, geom.stride)),
+               *(st * d for st, d in zip(spatial, geom.dilation)), buf.strides[-1])
+    return as_strided(buf, shape, strides, writeable=False)
+
+
+def tap_index(geom: ConvGeometry, tap: Sequence[int], leading: int = 1) -> tuple[slice, ...]:
+    """Slices of a padded buffer that tap ``tap`` reads for every output position.
+
+    ``leading`` is the number of axes before the spatial ones (1 for channels-last ``(N, *S, C)``,
+    2 for channels-first ``(N, C, *S)``).
+    """
+    index = [slice(None)] * leading
+    for t, s, d, o in zip(tap, geom.stride, geom.dilation, geom.out_size):
+        start = t * d
+        index.append(slice(start, start + (o - 1) * s + 1, s))
+    return tuple(index)
+
+
+def to_channels_first(y: np.ndarray) -> np.ndarray:
+    """(N, *S, C) -> contiguous (N, C, *S), copied in parallel."""
+    moved = np.moveaxis(y, -1, 1)
+    out = np.empty(moved.shape, dtype=y.dtype)
+    copy_into(out, moved)
+    return out

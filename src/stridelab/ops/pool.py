@@ -1,0 +1,208 @@
+"""Max and average pooling, 1-D to 3-D, forward and backward, with PyTorch's exact conventions.
+
+Output sizes come from ``arith.pool_output_size`` (floor or ``ceil_mode``; a last window that
+would start in the right padding is dropped; each side's padding is at most ``k_eff // 2``).
+``stride=None`` means stride = kernel. Each kernel tap is a strided view of one padded buffer,
+so the work is ``prod(out) * prod(k)`` comparisons or additions per channel.
+
+* max: padding never wins (it is ``-inf``); the first maximum in row-major tap order wins, and a
+  NaN always propagates (the last NaN's index is kept), as in PyTorch's CPU kernel. Indices are
+  flat positions in each ``(n, c)`` input plane, as ``return_indices=True`` gives in PyTorch.
+* avg: a window ``[start, start + k)`` with ``start = u * s - p_before`` is clipped to the
+  padded extent ``i + p_after``; ``count_include_pad=True`` divides by the clipped length
+  (padding counted), otherwise by the number of real pixels; ``divisor_override`` replaces both.
+"""
+
+from __future__ import annotations
+
+from itertools import product
+from math import prod
+
+import numpy as np
+
+from stridelab import arith
+from stridelab.arith import PaddingSpec
+from stridelab.ops._checks import check_int
+from stridelab.ops._checks import check_bool, check_grad, check_input, spatial_tuple
+from stridelab.ops._geometry import ConvGeometry, resolve_padding
+from stridelab.ops._windows import tap_index
+
+IntOrTuple = int | tuple[int, ...]
+
+
+def pool_geometry(
+    x: np.ndarray, kernel: IntOrTuple, stride: IntOrTuple | None, padding: PaddingSpec,
+    dilation: IntOrTuple, ceil_mode: bool,
+) -> ConvGeometry:
+    """Pooling as a per-channel geometry (``groups == channels``); sizes from arith."""
+    nd = x.ndim - 2
+    ks = spatial_tuple("kernel", kernel, nd, 1)
+    ss = ks if stride is None else spatial_tuple("stride", stride, nd, 1)
+    ds = spatial_tuple("dilation", dilation, nd, 1)
+    check_bool("ceil_mode", ceil_mode)
+    in_size = tuple(x.shape[2:])
+    try:
+        pads = resolve_padding(padding, in_size, ks, ss, ds)
+        out = arith.pool_output_size(in_size, ks, ss, pads, ds, bool(ceil_mode))
+    except ValueError as err:
+        raise ValueError(f"{err} (x shape {x.shape}, kernel {ks}, stride {ss})") from None
+    assert isinstance(out, tuple)
+    c = x.shape[1]
+    return ConvGeometry(x.shape[0], c, c, c, in_size, ks, ss, ds, pads, out)
+
+
+def _padded(x: np.ndarray, geom: ConvGeometry, fill: float) -> np.ndarray:
+    """Channels-first padded buffer covering every window (ceil mode may read past ``p_after``)."""
+    extent = geom.padded_extent
+    buf = np.full((*x.shape[:2], *extent), fill, dtype=x.dtype)
+    dst: list[slice] = [slice(None), slice(None)]
+    src: list[slice] = [slice(None), slice(None)]
+    for (before, _), size, length in zip(geom.pads, geom.in_size, extent):
+        stop = min(size, length - before)
+        dst.append(slice(before, before + stop))
+        src.append(slice(0, stop))
+    buf[tuple(dst)] = x[tuple(src)]
+    return buf
+
+
+def _taps(geom: ConvGeometry) -> list[tuple[int, ...]]:
+    return list(product(*(range(k) for k in geom.kernel)))
+
+
+def _starts(geom: ConvGeometry) -> list[np.ndarray]:
+    """Per axis, the input index where each output window starts (negative inside padding)."""
+    return [np.arange(o) * s - pb for o, s, (pb, _) in zip(geom.out_size, geom.stride, geom.pads)]
+
+
+def _flat_index(positions: list[np.ndarray], in_size: tuple[int, ...]) -> np.ndarray:
+    """Broadcast per-axis positions to flat indices into one ``(n, c)`` plane (row-major)."""
+    nd = len(positions)
+    flat = np.zeros((1,) * nd, dtype=np.int64)
+    for axis, pos in enumerate(positions):
+        shape = [1] * nd
+        shape[axis] = -1
+        flat = flat * in_size[axis] + pos.reshape(shape)
+    return flat
+
+
+def max_pool(
+    x: np.ndarray, kernel: IntOrTuple, stride: IntOrTuple | None = None, padding: PaddingSpec = 0,
+    dilation: IntOrTuple = 1, ceil_mode: bool = False, return_indices: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Max pooling of ``x`` ``(N, C, *S)``; with ``return_indices`` also the int64 argmax indices."""
+    xa = check_input("x", x)
+    check_bool("return_indices", return_indices)
+    geom = pool_geometry(xa, kernel, stride, padding, dilation, ceil_mode)
+    buf = _padded(xa, geom, -np.inf)
+    starts = _starts(geom)
+    first = []
+    for start, d in zip(starts, geom.dilation):  # first real tap of each window
+        behind = np.maximum(-start, 0)
+        first.append(start + -(-behind // d) * d)
+    best = np.full(geom.output_shape(), -np.inf, dtype=xa.dtype)
+    index = np.broadcast_to(_flat_index(first, geom.in_size), best.shape).copy()
+    for tap in _taps(geom):
+        values = buf[tap_index(geom, tap, leading=2)]
+        update = (values > best) | np.isnan(values)
+        np.copyto(best, values, where=update)
+        if return_indices:
+            positions = [st + t * d for st, t, d in zip(starts, tap, geom.dilation)]
+            np.copyto(index, np.broadcast_to(_flat_index(positions, geom.in_size), best.shape),
+                      where=update)
+    return (best, index) if return_indices else best
+
+
+def max_pool_backward(
+    grad_out: np.ndarray, x: np.ndarray, kernel: IntOrTuple, stride: IntOrTuple | None = None,
+    padding: PaddingSpec = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+    indices: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`max_pool` w.r.t. ``x``: each output's gradient goes to its argmax.
+
+    ``indices`` (from ``return_indices=True``) skips recomputing the argmax.
+    """
+    xa = check_input("x", x)
+    geom = pool_geometry(xa, kernel, stride, padding, dilation, ceil_mode)
+    g = check_grad("grad_out", grad_out, geom.output_shape(), xa.dtype)
+    if indices is None:
+        result = max_pool(xa, kernel, stride, padding, dilation, ceil_mode, return_indices=True)
+        assert isinstance(result, tuple)
+        indices = result[1]
+    if not isinstance(indices, np.ndarray) or indices.shape != g.shape:
+        raise ValueError(f"indices must be an integer array of shape {g.shape}, got "
+                         f"{getattr(indices, 'shape', type(indices).__name__)}")
+    planes, plane = geom.batch * geom.in_channels, prod(geom.in_size)
+    offsets = (np.arange(planes, dtype=np.int64) * plane).reshape(planes, 1)
+    flat = (indices.reshape(planes, -1) + offsets).ravel()
+    summed = np.bincount(flat, weights=g.reshape(-1), minlength=planes * plane)
+    return summed.astype(xa.dtype, copy=False).reshape(xa.shape)
+
+
+def _divisor(
+    geom: ConvGeometry, count_include_pad: bool, divisor_override: int | None,
+) -> np.ndarray | int:
+    if divisor_override is not None:
+        return divisor_override
+    total = np.ones((1,) * geom.ndim, dtype=np.int64)
+    for axis, (start, k, i, (_, pa)) in enumerate(
+            zip(_starts(geom), geom.kernel, geom.in_size, geom.pads)):
+        end = np.minimum(start + k, i + pa)
+        if count_include_pad:
+            length = end - start
+        else:
+            length = np.minimum(end, i) - np.maximum(start, 0)
+        shape = [1] * geom.ndim
+        shape[axis] = -1
+        total = total * length.reshape(shape)
+    return total
+
+
+def _avg_setup(
+    x: object, kernel: IntOrTuple, stride: IntOrTuple | None, padding: PaddingSpec,
+    ceil_mode: bool, count_include_pad: bool, divisor_override: int | None,
+) -> tuple[np.ndarray, ConvGeometry, np.ndarray]:
+    xa = check_input("x", x)
+    check_bool("count_include_pad", count_include_pad)
+    if divisor_override is not None:
+        check_int("divisor_override", divisor_override, 1)
+    geom = pool_geometry(xa, kernel, stride, padding, 1, ceil_mode)
+    divisor = _divisor(geom, bool(count_include_pad), divisor_override)
+    return xa, geom, np.asarray(divisor).astype(xa.dtype)
+
+
+def avg_pool(
+    x: np.ndarray, kernel: IntOrTuple, stride: IntOrTuple | None = None, padding: PaddingSpec = 0,
+    ceil_mode: bool = False, count_include_pad: bool = True, divisor_override: int | None = None,
+) -> np.ndarray:
+    """Average pooling of ``x`` ``(N, C, *S)`` (PyTorch's divisor rules; no dilation, as there)."""
+    xa, geom, divisor = _avg_setup(x, kernel, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override)
+    buf = _padded(xa, geom, 0.0)
+    total = np.zeros(geom.output_shape(), dtype=xa.dtype)
+    for tap in _taps(geom):
+        total += buf[tap_index(geom, tap, leading=2)]
+    return np.divide(total, divisor, out=total)
+
+
+def avg_pool_backward(
+    grad_out: np.ndarray, x: np.ndarray, kernel: IntOrTuple, stride: IntOrTuple | None = None,
+    padding: PaddingSpec = 0, ceil_mode: bool = False, count_include_pad: bool = True,
+    divisor_override: int | None = None,
+) -> np.ndarray:
+    """Gradient of :func:`avg_pool`: each output's gradient / divisor spread over its window."""
+    xa, geom, divisor = _avg_setup(x, kernel, stride, padding, ceil_mode, count_include_pad,
+                                   divisor_override)
+    g = check_grad("grad_out", grad_out, geom.output_shape(), xa.dtype)
+    share = g / divisor
+    buf = np.zeros((*xa.shape[:2], *geom.padded_extent), dtype=xa.dtype)
+    for tap in _taps(geom):
+        buf[tap_index(geom, tap, leading=2)] += share
+    grad_x = np.zeros_like(xa)
+    dst: list[slice] = [slice(None), slice(None)]
+    src: list[slice] = [slice(None), slice(None)]
+    for (before, _), size, length in zip(geom.pads, geom.in_size, geom.padded_extent):
+        stop = min(size, length - before)
+        src.append(slice(before, before + stop))
+        dst.append(slice(0, stop))
+    grad_x[tuple(dst)] = buf[tuple(src)]
+    return grad_x

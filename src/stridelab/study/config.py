@@ -1,0 +1,106 @@
+"""Configuration of a study (torch-free, so the CLI can show defaults without importing torch)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stridelab.study.runs import check_name
+
+OPTIMIZERS = ("sgd", "adamw")
+AUGMENTATIONS = ("none", "shift")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Hyper-parameters shared by every variant of a study."""
+
+    epochs: int = 5
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    augment: str = "none"
+    max_augment_shift: int = 2
+
+    def validate(self) -> None:
+        if self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1; got {self.epochs}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}; "
+                             f"got {self.optimizer!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0; got {self.lr}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0; got {self.weight_decay}")
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENTATIONS)}; "
+                             f"got {self.augment!r}")
+
+
+DEFAULT_VARIANTS = "strided,maxpool,blurpool,space-to-depth,aggressive"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """Everything that defines a study (``config.json``); the defaults are ``make demo``'s."""
+
+    name: str = "study"
+    runs_dir: str = "runs"
+    dataset: str = "digits"
+    variants: str = DEFAULT_VARIANTS
+    seeds: int = 2
+    seed: int = 0
+    epochs: int = 4
+    batch_size: int = 64
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    augment: str = "none"
+    depth: int = 8
+    width: int = 16
+    image_size: int = 32
+    train_limit: int | None = None
+    max_shift: int = 4
+    latency_repeats: int = 20
+    device: str = "auto"
+
+    def validate(self) -> None:
+        check_name(self.name)
+        if self.seeds < 1:
+            raise ValueError(f"seeds must be >= 1 (number of training seeds); got {self.seeds}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0; got {self.seed}")
+        if self.max_shift < 0:
+            raise ValueError(f"max_shift must be >= 0; got {self.max_shift}")
+        if self.latency_repeats < 1:
+            raise ValueError(f"latency_repeats must be >= 1; got {self.latency_repeats}")
+        if self.device not in ("cpu", "cuda", "auto"):
+            raise ValueError(f"device must be one of cpu, cuda, auto; got {self.device!r}")
+        self.train_settings().validate()
+
+    def train_settings(self) -> TrainSettings:
+        return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,
+                             optimizer=self.optimizer, lr=self.lr,
+                             weight_decay=self.weight_decay, augment=self.augment)
+
+    def seed_list(self) -> list[int]:
+        """Training seeds: ``seed``, ``seed + 1``, ... (``seeds`` of them)."""
+        return [self.seed + i for i in range(self.seeds)]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The options that determine results (stored in and compared with config.json)."""
+        values = dataclasses.asdict(self)
+        values.pop("runs_dir")
+        return values
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+

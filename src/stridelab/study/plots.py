@@ -1,0 +1,112 @@
+"""The report's PNG plots (matplotlib, Agg backend), each rendered from ``results`` to bytes."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+DPI = 110
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def _mean(variant: dict[str, Any], metric: str, scale: float = 1.0) -> tuple[float, float]:
+    stat = variant["summary"][metric]
+    return stat["mean"] * scale, stat["std"] * scale
+
+
+def accuracy_vs_macs(results: dict[str, Any]) -> bytes:
+    """Test accuracy (%) against MACs per image (log axis); the Pareto front is a line of stars."""
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    front = []
+    for variant in results["variants"]:
+        macs = float(variant["static"]["macs"])
+        acc, std = _mean(variant, "test_accuracy", 100)
+        on_front = bool(variant.get("pareto"))
+        axes.errorbar(macs, acc, yerr=std, fmt="*" if on_front else "o",
+                      markersize=12 if on_front else 7, capsize=3)
+        axes.annotate(variant["name"], (macs, acc), textcoords="offset points", xytext=(6, 4),
+                      fontsize=8)
+        if on_front:
+            front.append((macs, acc))
+    if len(front) > 1:
+        xs, ys = zip(*sorted(front), strict=True)
+        axes.plot(xs, ys, "--", color="grey", linewidth=1, label="Pareto front")
+        axes.legend(loc="lower right", fontsize=8)
+    axes.set_xscale("log")
+    axes.set_xlabel("MACs per image (log scale)")
+    axes.set_ylabel("test top-1 accuracy (%)")
+    axes.set_title("Accuracy vs compute")
+    axes.grid(True, alpha=0.3)
+    return _png(figure)
+
+
+def consistency_vs_stride(results: dict[str, Any]) -> bytes:
+    """Shift-consistency (%) against the final effective stride (log2 axis)."""
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    for variant in results["variants"]:
+        stride = float(max(variant["static"]["effective_stride"]))
+        cons, std = _mean(variant, "consistency", 100)
+        axes.errorbar(stride, cons, yerr=std, fmt="o", markersize=7, capsize=3)
+        axes.annotate(variant["name"], (stride, cons), textcoords="offset points",
+                      xytext=(6, 4), fontsize=8)
+    axes.set_xscale("log", base=2)
+    axes.set_xlabel("effective stride of the last feature map (log2 scale)")
+    axes.set_ylabel("shift-consistency (%)")
+    axes.set_title("Translation consistency (Zhang 2019)")
+    axes.grid(True, alpha=0.3)
+    return _png(figure)
+
+
+def latency(results: dict[str, Any]) -> bytes:
+    """Median batch-1 latency (ms) per variant, bars with std over seeds."""
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    names = [v["name"] for v in results["variants"]]
+    stats = [_mean(v, "latency_ms") for v in results["variants"]]
+    positions = list(range(len(names)))
+    axes.bar(positions, [m for m, _ in stats], yerr=[s for _, s in stats], capsize=3,
+             color=[f"C{i % 10}" for i in positions])
+    axes.set_xticks(positions, names, rotation=30, ha="right", fontsize=8)
+    axes.set_ylabel("latency at batch 1 (ms, median)")
+    axes.set_title(f"Inference latency ({results['device']})")
+    axes.grid(True, axis="y", alpha=0.3)
+    return _png(figure)
+
+
+def feature_maps(results: dict[str, Any]) -> bytes:
+    """Spatial size (height, log2 axis) after the stem and each stage, one line per variant."""
+    figure, axes = plt.subplots(figsize=(6, 4.2))
+    longest = 0
+    for index, variant in enumerate(results["variants"]):
+        heights = [h for _, h, _ in variant["feature_sizes"]]
+        longest = max(longest, len(heights))
+        axes.plot(range(len(heights)), heights, marker="o", label=variant["name"],
+                  linestyle="-", alpha=0.85, linewidth=2 + 0.5 * (index % 3))
+    axes.set_yscale("log", base=2)
+    axes.set_xticks(range(longest), ["stem"] + [f"stage {i}" for i in range(1, longest)])
+    axes.set_ylabel("feature-map height (pixels, log2 scale)")
+    axes.set_title("Feature-map sizes per stage")
+    axes.legend(fontsize=7)
+    axes.grid(True, alpha=0.3)
+    return _png(figure)
+
+
+PLOTTERS: dict[str, Callable[[dict[str, Any]], bytes]] = {
+    "accuracy_vs_macs.png": accuracy_vs_macs,
+    "consistency_vs_stride.png": consistency_vs_stride,
+    "latency.png": latency,
+    "feature_maps.png": feature_maps,
+}
