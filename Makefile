@@ -23,7 +23,7 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(VENV)/bin/mypy --strict src/stridelab/arith
-	$(VENV)/bin/mypy src/stridelab/cli/size.py src/stridelab/cli/solve.py src/stridelab/cli/_args.py
+	$(VENV)/bin/mypy src/stridelab/cli src/stridelab/inspect
 
 test: lint types
 	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider

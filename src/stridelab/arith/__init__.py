@@ -4,8 +4,9 @@ Imports nothing outside the standard library. See ``shared/reference/arithmetic.
 """
 
 from stridelab.arith._check import PADDING_STRINGS, PaddingPair, PaddingSpec
+from stridelab.arith.equivalent import adaptive_window, resize_window
 from stridelab.arith.explain import explain
-from stridelab.arith.field import MisalignedError, ReceptiveField
+from stridelab.arith.field import MisalignedError, ReceptiveField, hull
 from stridelab.arith.layers import Layer, Step, parse_layer, parse_layers, receptive_field, trace
 from stridelab.arith.sizes import (
     conv_output_size,
@@ -24,8 +25,8 @@ from stridelab.arith.solve import Solution, solve
 
 __all__ = [
     "PADDING_STRINGS", "Layer", "MisalignedError", "PaddingPair", "PaddingSpec", "ReceptiveField",
-    "Solution", "Step", "conv_output_size", "dropped_pixels", "effective_kernel", "explain",
-    "output_padding_for", "padding_pairs", "parse_layer", "parse_layers", "pool_output_size",
-    "receptive_field", "same_padding", "solve", "spatial_ndim", "trace", "transposed_output_size",
-    "uncovered_pixels", "windows",
+    "Solution", "Step", "adaptive_window", "conv_output_size", "dropped_pixels", "effective_kernel",
+    "explain", "hull", "output_padding_for", "padding_pairs", "parse_layer", "parse_layers",
+    "pool_output_size", "receptive_field", "resize_window", "same_padding", "solve", "spatial_ndim",
+    "trace", "transposed_output_size", "uncovered_pixels", "windows",
 ]

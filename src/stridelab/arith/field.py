@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from stridelab.arith._check import PaddingSpec, is_int, per_axis, per_axis_sizes
+from stridelab.arith._check import PaddingSpec, check_int, is_int, per_axis, per_axis_sizes
 from stridelab.arith.sizes import padding_pairs
 
 Number = int | Fraction
@@ -179,11 +179,52 @@ class ReceptiveField:
                 for ax in range(self.ndim)]
         return ReceptiveField(tuple(pick), self.stride, tuple(pads))
 
+    def sliced(self, axis: int, start: int, step: int) -> ReceptiveField:
+        """The field after keeping positions ``start, start + step, ...`` of ``axis`` (crop/slice).
+
+        A 1-tap window of stride ``step`` whose first tap sits ``start`` positions in:
+        ``S_new = S * step``, ``P_new = P - start * S`` (negative padding = an offset into the map).
+        """
+        if not 0 <= axis < self.ndim:
+            raise ValueError(f"axis must be in [0, {self.ndim}), got {axis}")
+        check_int("start", start, 0)
+        check_int("step", step, 1)
+        strides = tuple(step if a == axis else 1 for a in range(self.ndim))
+        stepped = self.then(1, strides, 0)
+        pads = tuple(_num(p - start * s) if a == axis else p
+                     for a, (p, s) in enumerate(zip(stepped.padding, self.stride)))
+        return ReceptiveField(stepped.size, stepped.stride, pads)
+
     def to_dict(self) -> dict[str, list[float | int]]:
         """JSON-friendly form (Fractions become floats)."""
         def plain(values: tuple[Number, ...]) -> list[float | int]:
             return [v if isinstance(v, int) else float(v) for v in values]
         return {"size": plain(self.size), "stride": plain(self.stride), "padding": plain(self.padding)}
+
+
+def hull(fields: Sequence[ReceptiveField], output_size: Sequence[int] | None = None) -> ReceptiveField:
+    """Conservative join of misaligned branches: the smallest field (with the coarsest stride) whose
+    region contains every branch's region at each of the ``output_size`` output positions.
+
+    Per axis, with ``S = max S_j`` and ``n`` positions: ``P = max_j (P_j + (n - 1) * (S - S_j))``
+    and ``r = max_j (r_j + P - P_j)``; for equal strides this is ``[min start, max end]``.
+    Aligned branches give exactly :meth:`ReceptiveField.merge`.
+    """
+    if not fields:
+        raise ValueError("fields must contain at least one ReceptiveField")
+    ndim = fields[0].ndim
+    if any(f.ndim != ndim for f in fields):
+        raise ValueError("fields must all have the same number of axes")
+    counts = per_axis("output_size", output_size, ndim, 1) if output_size is not None else (1,) * ndim
+    sizes, strides, pads = [], [], []
+    for axis in range(ndim):
+        n = counts[axis]
+        target = max(f.stride[axis] for f in fields)
+        pad = max(f.padding[axis] + (n - 1) * (target - f.stride[axis]) for f in fields)
+        sizes.append(_num(max(f.size[axis] + pad - f.padding[axis] for f in fields)))
+        strides.append(target)
+        pads.append(_num(pad))
+    return ReceptiveField(tuple(sizes), tuple(strides), tuple(pads))
 
 
 def _fmt(values: tuple[Number, ...]) -> str:

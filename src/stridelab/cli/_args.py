@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from stridelab.arith import PaddingSpec
 
@@ -41,7 +42,8 @@ def padding_arg(text: str) -> PaddingSpec:
     return tuple(axis[0] if len(axis) == 1 else (axis[0], axis[1]) for axis in axes)  # type: ignore[return-value]
 
 
-def size_type(name: str) -> argparse._SubParsersAction | object:
+def size_type(name: str) -> Callable[[str], int | tuple[int, ...]]:
+    """An argparse ``type=`` that parses sizes and names ``name`` in its error."""
     def parse(text: str) -> int | tuple[int, ...]:
         return int_tuple(text, name)
     parse.__name__ = name

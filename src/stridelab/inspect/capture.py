@@ -21,22 +21,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from stridelab.arith import ReceptiveField
-from stridelab.inspect.geometry import Effect, effect_of
+from stridelab.inspect.geometry import SHAPE_OPS, Effect, effect_of, rearranged
 
 INPUT = -1
 
 
 @dataclass
 class TensorInfo:
+    """A tensor's field; ``pending`` remembers the last spatial field and size when a reshape
+    left the ``(N, C, *spatial)`` layout, so a reshape back (space-to-depth) can resume it."""
+
     field: ReceptiveField
     spatial: bool
     origin: int
+    pending: tuple[ReceptiveField, tuple[int, ...]] | None = None
+    lift: int | None = None
 
 
 @dataclass
@@ -56,15 +62,16 @@ class Group:
     activation_bytes: int = 0
     ran: bool = False
     lost: bool = False
+    input_ids: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
 
 
-class Recorder(TorchDispatchMode):
+class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Follows fields and origins through every ATen operator and groups them into rows."""
 
     def __init__(self, ndim: int, params: dict[int, int], buffers: set[int],
                  counter: FlopCounterMode) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.ndim = ndim
         self.params = params  # id(tensor) -> numel
         self.buffers = buffers
@@ -74,6 +81,7 @@ class Recorder(TorchDispatchMode):
         self.current: Group | None = None
         self.scope: list[str] = []
         self.names: dict[str, int] = {}
+        self.muted = 0
 
     # -- groups ---------------------------------------------------------------------------
     def unique(self, name: str) -> str:
@@ -88,6 +96,7 @@ class Recorder(TorchDispatchMode):
         group = Group(len(self.groups), name, op)
         for leaf in tree_leaves(inputs):
             if isinstance(leaf, torch.Tensor) and leaf in self.infos:
+                group.input_ids.add(id(leaf))
                 group.input_shapes.append(tuple(leaf.shape))
                 self._parent(group, self.infos[leaf].origin)
         self.groups.append(group)
@@ -122,7 +131,9 @@ class Recorder(TorchDispatchMode):
             return
         group.out_info = self.infos[carried[0]]
         group.output_shapes = [tuple(t.shape) for t in carried]
-        group.activation_bytes = sum(t.numel() * t.element_size() for t in carried)
+        # in-place results (the input tensor itself, e.g. ReLU(inplace=True)) add no memory
+        group.activation_bytes = sum(t.numel() * t.element_size() for t in carried
+                                     if id(t) not in group.input_ids)
 
     # -- dispatch -------------------------------------------------------------------------
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
@@ -156,7 +167,7 @@ class Recorder(TorchDispatchMode):
             key = id(t)
             if key in self.params and key not in group.param_ids:
                 group.param_ids.append(key)
-        if carried:
+        if carried and not self.muted:
             group.ran = True
             self._follow(group, name, args, kwargs, out, carried)
         if standalone:
@@ -179,22 +190,119 @@ class Recorder(TorchDispatchMode):
         for t in unique:
             self._parent(group, self.infos[t].origin)
         inputs = [(self.infos[t].field, self.infos[t].spatial, tuple(t.shape)) for t in unique]
-        effect = effect_of(base, args, kwargs, inputs, tuple(outputs[0].shape), self.ndim)
+        out_shape = tuple(outputs[0].shape)
+        pending = None
+        effect: Effect | None = None
+        lift = lifted(base, args, self.infos[unique[0]], out_shape) if len(unique) == 1 else None
+        if lift is not None:
+            effect, axis = lift
+            for t in outputs:
+                self.infos[t] = TensorInfo(effect.field, True, group.index, None, axis)
+            group.effects.append((base, effect, False))
+            return
+        if len(unique) == 1 and base in SHAPE_OPS:
+            info = self.infos[unique[0]]
+            if info.spatial and len(out_shape) != self.ndim + 2:
+                pending = (info.field, tuple(unique[0].shape[-self.ndim:]))
+            elif info.pending is not None:
+                effect = rearranged(info.pending, out_shape, self.ndim)
+                pending = info.pending if effect is None else None
+        if effect is None:
+            effect = effect_of(base, args, kwargs, inputs, out_shape, inputs[0][0].ndim)
         fixed = False
         if base in ("convolution", "_convolution") and len(args) > 1:
             weight = args[1]
             fixed = isinstance(weight, torch.Tensor) and id(weight) not in self.params
         group.effects.append((base, effect, fixed))
+        first = self.infos[unique[0]]
+        keep_lift = first.lift if len(out_shape) == first.field.ndim + 2 else None
         for t in outputs:
-            self.infos[t] = TensorInfo(effect.field, effect.spatial, group.index)
+            self.infos[t] = TensorInfo(effect.field, effect.spatial, group.index, pending,
+                                       keep_lift)
+
+
+_CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+
+
+class CircularPads(TorchFunctionMode):
+    """``F.pad(mode="circular")`` decomposes into copies into a fresh tensor, which loses the
+    field at the dispatch level; this mode handles the whole call as one padding window."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        rec = self.recorder
+        if func is not torch.nn.functional.pad or mode != "circular" or not args:
+            return func(*args, **kwargs)
+        source = args[0]
+        rec.muted += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            rec.muted -= 1
+        info: TensorInfo | None = None
+        if isinstance(source, torch.Tensor) and source in rec.infos:
+            info = rec.infos[source]
+        group = rec.current
+        if info is not None and group is not None and isinstance(out, torch.Tensor):
+            pad = kwargs.get("pad", args[1] if len(args) > 1 else ())
+            effect = effect_of("constant_pad_nd", (source, list(pad)), {},
+                               [(info.field, info.spatial, tuple(source.shape))],
+                               tuple(out.shape), info.field.ndim)
+            group.ran = True
+            rec._parent(group, info.origin)
+            group.effects.append(("circular_pad", effect, False))
+            rec.infos[out] = TensorInfo(effect.field, effect.spatial, group.index)
+        return out
+
+
+def lifted(name: str, args: tuple[Any, ...], info: TensorInfo, out_shape: tuple[int, ...]
+           ) -> tuple[Effect, int | None] | None:
+    """``unsqueeze`` / ``squeeze`` of a singleton spatial axis (how torch runs 1-D pooling as
+    2-D): the field gains (or loses) an identity axis so the 2-D window applies unchanged."""
+    field = info.field
+    if not info.spatial or len(args) < 2 or not isinstance(args[1], int):
+        return None
+    rank_in = field.ndim + 2
+    if name == "unsqueeze" and len(out_shape) == rank_in + 1:
+        dim = args[1] + len(out_shape) if args[1] < 0 else args[1]
+        axis = dim - 2
+        if 0 <= axis <= field.ndim and out_shape[dim] == 1:
+            grown = ReceptiveField(field.size[:axis] + (1,) + field.size[axis:],
+                                   field.stride[:axis] + (1,) + field.stride[axis:],
+                                   field.padding[:axis] + (0,) + field.padding[axis:])
+            return Effect(grown, True), axis
+    if name == "squeeze" and info.lift is not None and len(out_shape) == rank_in - 1:
+        axis = info.lift
+        keep = [a for a in range(field.ndim) if a != axis]
+        shrunk = ReceptiveField(tuple(field.size[a] for a in keep),
+                                tuple(field.stride[a] for a in keep),
+                                tuple(field.padding[a] for a in keep))
+        return Effect(shrunk, True), None
+    return None
 
 
 def is_leaf_module(module: torch.nn.Module) -> bool:
-    """torch.nn's own layers (as FX's default tracer decides), plus modules without children."""
-    if isinstance(module, torch.nn.Sequential):
+    """One row per call: torch.nn's own layers (as FX's default tracer), their subclasses (a
+    padded ``Conv2d`` stays one "Conv2d" row) and modules without children."""
+    if isinstance(module, _CONTAINERS):
         return False
-    own = type(module).__module__.startswith(("torch.nn", "torch.ao.nn"))
-    return own or not any(True for _ in module.children())
+    for cls in type(module).__mro__:
+        if cls is torch.nn.Module:
+            break
+        if cls.__module__.startswith(("torch.nn", "torch.ao.nn")):
+            return True
+    return not any(True for _ in module.children())
+
+
+class _Tracer(torch.fx.Tracer):
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf_module(m)
 
 
 class _Interpreter(torch.fx.Interpreter):
@@ -247,8 +355,9 @@ class _Runner(torch.nn.Module):
 
 
 def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
-    """``torch.fx.symbolic_trace`` (raises whatever FX raises for untraceable models)."""
-    return torch.fx.symbolic_trace(model)
+    """FX symbolic tracing with :func:`is_leaf_module` (raises whatever FX raises)."""
+    graph = _Tracer().trace(model)
+    return torch.fx.GraphModule(model, graph, type(model).__name__)
 
 
 def run_fx(graph_module: torch.fx.GraphModule, tensors: dict[str, torch.Tensor],
@@ -256,14 +365,14 @@ def run_fx(graph_module: torch.fx.GraphModule, tensors: dict[str, torch.Tensor],
     runner = _Runner(graph_module, recorder)
     swapped = {f"graph_module.{k}": v for k, v in tensors.items()}
     recorder.register_input(x)
-    with recorder:
+    with recorder, CircularPads(recorder):
         return torch.func.functional_call(runner, swapped, (x,), strict=False)
 
 
 def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch.Tensor,
               recorder: Recorder) -> Any:
     """Fallback capture with forward hooks on every module (removed afterwards)."""
-    names = {}
+    names: dict[int, str] = {}
     for name, module in model.named_modules(remove_duplicate=False):
         names.setdefault(id(module), name)
     calls: dict[str, int] = {}
@@ -292,7 +401,7 @@ def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch
         handles.append(module.register_forward_hook(post_hook))
     recorder.register_input(x)
     try:
-        with recorder:
+        with recorder, CircularPads(recorder):
             return torch.func.functional_call(model, tensors, (x,), strict=False)
     finally:
         for handle in handles:

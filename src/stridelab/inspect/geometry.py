@@ -19,9 +19,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from fractions import Fraction
 
-from stridelab.arith import MisalignedError, ReceptiveField, padding_pairs
+from stridelab.arith import (
+    MisalignedError,
+    ReceptiveField,
+    adaptive_window,
+    hull,
+    padding_pairs,
+    resize_window,
+)
 
 Pair = tuple[int, int]
 
@@ -101,76 +107,9 @@ def _arg(args: Sequence[object], kwargs: dict[str, object], index: int, name: st
     return kwargs.get(name, default)
 
 
-def adaptive_window(size_in: int, size_out: int) -> tuple[int, int]:
-    """Equivalent ``(kernel, stride)`` of adaptive pooling ``size_in -> size_out`` (one axis).
-
-    PyTorch's window ``u`` is ``[floor(u*i/o), ceil((u+1)*i/o) - 1]``. With ``s = i // o`` and
-    ``k = i - (o - 1) * s`` the window ``[u*s, u*s + k - 1]`` contains it for every ``u``; when
-    ``o`` divides ``i`` it is exactly ``k = s = i / o``.
-    """
-    stride = max(size_in // size_out, 1)
-    return max(size_in - (size_out - 1) * stride, 1), stride
-
-
-def resize_window(scale: int, mode: str) -> tuple[int, Pair]:
-    """Equivalent transposed window ``(kernel, (before, after))`` of an integer ``scale`` resize.
-
-    Output ``u`` of a resize reads source positions ``lo(u)..hi(u)``; a transposed window with
-    stride ``scale`` sees ``[(u - q) / scale, (u + p) / scale]``, so the smallest window that
-    contains every read has ``q = max(u - scale*lo)`` and ``p = max(scale*hi - u)`` over one period
-    ``u in [0, scale)``, kernel ``q + p + 1`` and padding-before ``p`` (the transposed padding).
-    Nearest reads ``floor(u / scale)`` (giving kernel = scale, padding 0); linear modes with
-    ``align_corners=False`` read the two neighbours of ``(u + 0.5) / scale - 0.5`` (kernel
-    2 * scale, padding scale // 2 for even scales); cubic reads one more on each side.
-    """
-    reach = {"nearest": (0, 0), "linear": (0, 1), "cubic": (-1, 2)}[mode]
-    q = p = 0
-    for u in range(scale):
-        if mode == "nearest":
-            base = u // scale
-        else:
-            base = (2 * u + 1 - scale) // (2 * scale)  # floor((u + 0.5) / scale - 0.5)
-        lo, hi = base + reach[0], base + reach[1]
-        if mode == "linear" and (2 * u + 1 - scale) % (2 * scale) == 0:
-            hi = lo  # the sample falls on a source pixel: the neighbour has weight 0
-        q = max(q, u - scale * lo)
-        p = max(p, scale * hi - u)
-    return q + p + 1, (p, p)
-
-
 def shifted(field: ReceptiveField, axis: int, start: int, step: int) -> ReceptiveField:
-    """The field after keeping positions ``start, start + step, ...`` of one axis (a crop/slice).
-
-    This is a 1-tap window of stride ``step`` (via ``then``) whose first tap sits ``start``
-    positions in; arith's ``then`` takes no negative padding, so the offset is applied to the
-    effective padding directly: ``P_new = P - start * S``.
-    """
-    ndim = field.ndim
-    strides = tuple(step if a == axis else 1 for a in range(ndim))
-    stepped = field.then(1, strides, 0)
-    pads = tuple(p - start * s if a == axis else p
-                 for a, (p, s) in enumerate(zip(stepped.padding, field.stride)))
-    return ReceptiveField(stepped.size, stepped.stride, pads)
-
-
-def hull(fields: Sequence[ReceptiveField], output_size: Sequence[int] | None) -> ReceptiveField:
-    """Conservative join of misaligned fields: the smallest field (with the coarsest stride) whose
-    region contains every input field's region for each of the ``output_size`` output positions.
-
-    Per axis, with target stride ``S = max S_j``: ``P = max_j (P_j + (n - 1) * (S - S_j))`` and
-    ``r = max_j (r_j + P - P_j)``; for equal strides this is the union ``[min start, max end]``.
-    """
-    ndim = fields[0].ndim
-    sizes, strides, pads = [], [], []
-    for axis in range(ndim):
-        n = output_size[axis] if output_size is not None else 1
-        target = max(f.stride[axis] for f in fields)
-        pad = max(f.padding[axis] + (n - 1) * (target - f.stride[axis]) for f in fields)
-        size = max(f.size[axis] + pad - f.padding[axis] for f in fields)
-        sizes.append(size)
-        strides.append(target)
-        pads.append(pad)
-    return ReceptiveField(tuple(sizes), tuple(strides), tuple(pads))
+    """The field after a crop/slice of one axis (see :meth:`ReceptiveField.sliced`)."""
+    return field.sliced(axis, start, step)
 
 
 def merge_fields(fields: Sequence[ReceptiveField],
@@ -245,6 +184,12 @@ def window_of(name: str, args: Sequence[object], kwargs: dict[str, object],
         ceil = bool(_arg(args, kwargs, 4, "ceil_mode", False))
         return win("avgpool", kernel, stride, pads, ceil_mode=ceil)
     if name in ADAPTIVE_POOLS:
+        if any(o > i for i, o in zip(spatial_in, spatial_out)):
+            # Pooling onto a larger grid repeats pixels: exactly a nearest resize when o % i == 0,
+            # otherwise windows of up to two pixels, contained in a linear-resize window.
+            repeat = all(o % i == 0 for i, o in zip(spatial_in, spatial_out) if o > i)
+            return _resize_window("nearest" if repeat else "linear", (), {}, spatial_in,
+                                  spatial_out)
         pairs = [adaptive_window(i, o) for i, o in zip(spatial_in, spatial_out)]
         exact = all(i % o == 0 for i, o in zip(spatial_in, spatial_out))
         return win("adaptive", tuple(k for k, _ in pairs), tuple(s for _, s in pairs),
@@ -254,7 +199,7 @@ def window_of(name: str, args: Sequence[object], kwargs: dict[str, object],
         return win("pad", ones, ones, pads)
     if name == "pixel_unshuffle":
         factor = int(_arg(args, kwargs, 1, "downscale_factor", 1))  # type: ignore[call-overload]
-        return win("conv", (factor,) * ndim, (factor,) * ndim, ((0, 0),) * ndim)
+        return win("rearrange", (factor,) * ndim, (factor,) * ndim, ((0, 0),) * ndim)
     if name in RESIZES or name == "pixel_shuffle":
         return _resize_window(name, args, kwargs, spatial_in, spatial_out)
     return None
@@ -296,7 +241,6 @@ def effect_of(name: str, args: Sequence[object], kwargs: dict[str, object],
               inputs: Sequence[tuple[ReceptiveField, bool, tuple[int, ...]]],
               output_shape: tuple[int, ...] | None, ndim: int) -> Effect:
     """Field of an operator's output from its inputs' ``(field, spatial, shape)``."""
-    spatial_inputs = [item for item in inputs if item[1]]
     out_rank_ok = output_shape is not None and len(output_shape) == ndim + 2
     if len(inputs) >= 2:
         return _merge_effect(inputs, output_shape, ndim, out_rank_ok)
@@ -321,12 +265,12 @@ def effect_of(name: str, args: Sequence[object], kwargs: dict[str, object],
             return Effect(shifted(field, axis, begin, step), True, window)
         return Effect(field, True)
     if spatial_out is not None:
-        window = window_of(name, args, kwargs, spatial_in, spatial_out)
-        if window is not None and window.kind == "pad" and any(
-                b < 0 or a < 0 for b, a in window.padding):
-            return _negative_pad(field, window)
-        if window is not None:
-            return _window_effect(field, window)
+        found = window_of(name, args, kwargs, spatial_in, spatial_out)
+        if found is not None and found.kind == "pad" and any(
+                b < 0 or a < 0 for b, a in found.padding):
+            return _negative_pad(field, found)
+        if found is not None:
+            return _window_effect(field, found)
     if spatial_out == spatial_in and out_rank_ok:
         return Effect(field, True)
     if spatial_out is not None and all(o == 1 for o in spatial_out):
@@ -335,6 +279,32 @@ def effect_of(name: str, args: Sequence[object], kwargs: dict[str, object],
                                           "std", "mm", "addmm", "logsumexp", "norm")
     effect = _global(field, spatial_in)
     return Effect(effect.field, False, effect.window, unknown=not known)
+
+
+def rearranged(pending: tuple[ReceptiveField, tuple[int, ...]], output_shape: tuple[int, ...],
+               ndim: int) -> Effect | None:
+    """Field after reshapes that leave the spatial layout and come back to it.
+
+    ``(N, C, H, W) -> view/permute -> (N, C*b*b, H/b, W/b)`` is space-to-depth: each output
+    position holds one b x b block, a window of kernel = stride = b (exact for the
+    pixel_unshuffle ordering; any other block ordering has the same field). The reverse
+    (depth-to-space) is nearest upsampling by b. Returns None for anything else.
+    """
+    if len(output_shape) != ndim + 2:
+        return None
+    field, size_in = pending
+    size_out = tuple(output_shape[-ndim:])
+    if all(i % o == 0 for i, o in zip(size_in, size_out)):
+        factors = tuple(i // o for i, o in zip(size_in, size_out))
+        window = Window("rearrange", factors, factors, ((0, 0),) * ndim, (1,) * ndim,
+                        size_in, size_out)
+        return _window_effect(field, window)
+    if all(o % i == 0 for i, o in zip(size_in, size_out)):
+        factors = tuple(o // i for i, o in zip(size_in, size_out))
+        window = Window("resize", factors, factors, ((0, 0),) * ndim, (1,) * ndim,
+                        size_in, size_out, upsample=factors)
+        return _window_effect(field, window)
+    return None
 
 
 def _global_keep(field: ReceptiveField, spatial_in: tuple[int, ...]) -> Effect:
@@ -369,7 +339,3 @@ def _merge_effect(inputs: Sequence[tuple[ReceptiveField, bool, tuple[int, ...]]]
     merged, aligned = merge_fields(fields, spatial_out)
     spatial = all(s for _, s, _ in inputs) and out_rank_ok
     return Effect(merged, spatial, None, () if aligned else tuple(fields), broadcast)
-
-
-def fraction_text(value: int | Fraction) -> str:
-    return str(value)

@@ -5,7 +5,8 @@ Conventions: shapes include the batch axis; ``kernel``, ``stride``, ``padding`` 
 are per spatial axis, padding as ``(before, after)`` pairs in input pixels of that layer;
 ``effective_stride`` and ``receptive_field`` are in pixels of the model input (Distill 2019).
 ``macs`` are multiply-accumulates = FLOPs / 2 as counted by ``torch.utils.flop_counter``
-(bias additions are not counted); ``activation_bytes`` are the bytes of the layer's outputs.
+(bias additions are not counted); ``activation_bytes`` are the bytes of the layer's outputs
+(0 for in-place results; views count in full, as in torchinfo).
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Union
+from typing import Any
 
 from stridelab.arith import ReceptiveField
 
-Number = Union[int, Fraction]
+Number = int | Fraction
 SEVERITIES = ("error", "warning", "info")
 
 
@@ -40,9 +41,11 @@ class LayerRecord:
     params: int
     activation_bytes: int
     spatial: bool = True
+    window: str | None = None
+
 
     @property
-    def depth(self) -> int:
+    def depth(self) -> int:  # noqa: D401
         """Nesting depth of the name (``layer1.0.conv1`` is 3)."""
         return self.name.count(".") + 1
 
@@ -110,8 +113,15 @@ class Report:
                 f"{len(self.diagnostics)} diagnostics)")
 
     def to_table(self, depth: int | None = None, width: int = 160) -> str:
+        """The table as text, rendered by rich without colour (plus totals and a diagnostics
+        count); ``depth`` folds layers nested deeper than ``depth`` name parts into one row."""
         from stridelab.inspect.render import table_text
         return table_text(self, depth, width)
+
+    def rich_table(self, depth: int | None = None) -> Any:
+        """The same table as a ``rich.table.Table`` for your own Console."""
+        from stridelab.inspect.render import rich_table
+        return rich_table(self, depth)
 
     def to_json(self, indent: int | None = 2) -> str:
         from stridelab.inspect.render import to_json

@@ -175,11 +175,12 @@ class BasicBlock(_Block):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out: Tensor = self.relu(self.bn1(self.conv1(x)))
         if self.pool is not None:
             out = self.pool(out)
         out = self.bn2(self.conv2(out))
-        return self.relu(out + identity)
+        out = self.relu(out + identity)
+        return out
 
 
 class Bottleneck(_Block):
@@ -226,11 +227,12 @@ class Bottleneck(_Block):
 
     def forward(self, x: Tensor) -> Tensor:
         identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
+        out: Tensor = self.relu(self.bn1(self.conv1(x)))
         if self.pool is not None and self.pool_after == 1:
             out = self.pool(out)
         out = self.relu(self.bn2(self.conv2(out)))
         if self.pool is not None and self.pool_after == 2:
             out = self.pool(out)
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        out = self.relu(out + identity)
+        return out

@@ -51,7 +51,7 @@ class BlurPool2d(torch.nn.Module):
         self.stride = (stride, stride)
         pair = same_padding(None, filter_size, 1)
         assert isinstance(pair[0], int)
-        self.padding: tuple[PaddingPair, PaddingPair] = (pair, pair)  # type: ignore[assignment]
+        self.padding: tuple[PaddingPair, PaddingPair] = (pair, pair)
         row = torch.tensor(binomial_filter(filter_size))
         weight = (row[:, None] * row[None, :]).expand(channels, 1, filter_size, filter_size)
         self.register_buffer("filter", weight.contiguous(), persistent=False)

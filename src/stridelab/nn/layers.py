@@ -17,26 +17,18 @@ padding depends on ``i % s``). Other ``padding_mode`` values pad everything expl
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Union
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stridelab.arith import PADDING_STRINGS, PaddingPair, padding_pairs
+from stridelab.arith import PaddingPair, padding_pairs
+from stridelab.arith._check import check_padding_string
 
-PaddingArg = Union[int, str, Sequence[int], Sequence[Sequence[int]]]
-PadSplit = tuple[tuple[int, ...], Union[list[int], None]]
-
-
-def _normalise_string(padding: str) -> str:
-    name = padding.strip().lower().replace("-", "_")
-    if name not in PADDING_STRINGS:
-        raise ValueError(
-            f"padding must be an int, a tuple of ints or (before, after) pairs, or one of "
-            f"{', '.join(map(repr, PADDING_STRINGS))}; got {padding!r}"
-        )
-    return name
+PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
+PadSplit = tuple[tuple[int, ...], list[int] | None]
+PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 
 def split_padding(pairs: Sequence[PaddingPair], fold: bool) -> PadSplit:
@@ -57,7 +49,7 @@ class PaddingResolver:
 
     def __init__(self, padding: PaddingArg, kernel: tuple[int, ...], stride: tuple[int, ...],
                  dilation: tuple[int, ...], fold: bool) -> None:
-        self.spec: Any = _normalise_string(padding) if isinstance(padding, str) else padding
+        self.spec: Any = check_padding_string(padding) if isinstance(padding, str) else padding
         self.kernel, self.stride, self.dilation, self.fold = kernel, stride, dilation, fold
         self.ndim = len(kernel)
         try:
@@ -96,7 +88,7 @@ class _PaddedConvMixin:
 
     _resolver: PaddingResolver
     _functional: Callable[..., Tensor]
-    padding_mode: str
+    padding_mode: PaddingMode
     stride: Any
     dilation: Any
     groups: int
@@ -128,7 +120,7 @@ class Conv1d(_PaddedConvMixin, torch.nn.Conv1d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int],
                  stride: int | tuple[int] = 1, padding: PaddingArg = 0,
                  dilation: int | tuple[int] = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+                 padding_mode: PaddingMode = "zeros", device: Any = None, dtype: Any = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
                          bias, padding_mode, device, dtype)
         self._setup(padding)
@@ -146,7 +138,7 @@ class Conv2d(_PaddedConvMixin, torch.nn.Conv2d):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int | tuple[int, int],
                  stride: int | tuple[int, int] = 1, padding: PaddingArg = 0,
                  dilation: int | tuple[int, int] = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None) -> None:
+                 padding_mode: PaddingMode = "zeros", device: Any = None, dtype: Any = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
                          bias, padding_mode, device, dtype)
         self._setup(padding)
@@ -160,7 +152,7 @@ class Conv3d(_PaddedConvMixin, torch.nn.Conv3d):
     def __init__(self, in_channels: int, out_channels: int,
                  kernel_size: int | tuple[int, int, int], stride: int | tuple[int, int, int] = 1,
                  padding: PaddingArg = 0, dilation: int | tuple[int, int, int] = 1,
-                 groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 groups: int = 1, bias: bool = True, padding_mode: PaddingMode = "zeros",
                  device: Any = None, dtype: Any = None) -> None:
         super().__init__(in_channels, out_channels, kernel_size, stride, 0, dilation, groups,
                          bias, padding_mode, device, dtype)
@@ -168,7 +160,9 @@ class Conv3d(_PaddedConvMixin, torch.nn.Conv3d):
 
 
 def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int):
+        if isinstance(value, bool):
+            raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
         return (value, value)
     items = tuple(value)
     if len(items) != 2:
@@ -206,8 +200,9 @@ class MaxPool2d(torch.nn.MaxPool2d):
         folded, explicit = self._resolver.resolve(input)
         if explicit is not None:
             input = F.pad(input, explicit, mode="constant", value=float("-inf"))
-        return F.max_pool2d(input, self.kernel_size, self.stride, folded, self.dilation,
-                            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        return F.max_pool2d(  # type: ignore[call-overload]
+            input, self.kernel_size, self.stride, folded, self.dilation,
+            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
 
 
 class AvgPool2d(torch.nn.AvgPool2d):

@@ -86,8 +86,9 @@ def strided_kernel(block: str, stride_on: str) -> int:
 def reduce_size(size: Size2, stride: int, downsample: str) -> Size2:
     """Size after the pooling that replaces a stride in ``downsample`` pool modes."""
     if downsample == "blurpool":
-        pair = same_padding(None, BLUR_FILTER_SIZE, 1)
-        out = conv_output_size(size, BLUR_FILTER_SIZE, stride, (pair, pair))
+        before, after = same_padding(None, BLUR_FILTER_SIZE, 1)
+        assert isinstance(before, int) and isinstance(after, int)
+        out = conv_output_size(size, BLUR_FILTER_SIZE, stride, ((before, after),) * 2)
     else:  # maxpool / avgpool: kernel = stride, 'same' padding
         out = pool_output_size(size, stride, stride, "same")
     assert isinstance(out, tuple)
@@ -240,8 +241,9 @@ class StridePlan:
             steps = [(3, 1)]
         if self.stem == "space_to_depth":
             block = SPACE_TO_DEPTH_STEM_BLOCK
-            pairs = same_padding(size, block, block)
-            size = _pair(conv_output_size(size, block, block, tuple((0, sum(p)) for p in pairs)))
+            pairs = same_padding(size, (block, block), (block, block))
+            ends = tuple((0, p[0] + p[1]) for p in pairs if isinstance(p, tuple))
+            size = _pair(conv_output_size(size, block, block, ends))
         for kernel, stride in steps:
             size = _pair(conv_output_size(size, kernel, stride, conv_padding(pad, kernel)))
         if self.stem in ("imagenet", "deep"):

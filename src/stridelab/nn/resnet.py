@@ -13,16 +13,12 @@ from typing import TypedDict
 
 import torch
 from torch import Tensor, nn
+from typing_extensions import Unpack  # typing.Unpack needs 3.11; torch depends on this package
 
 from stridelab.nn.blocks import BasicBlock, Bottleneck
 from stridelab.nn.layers import Conv2d, MaxPool2d
 from stridelab.nn.plan import SPACE_TO_DEPTH_STEM_BLOCK, Stage, StridePlan, conv_padding
 from stridelab.nn.space_to_depth import SpaceToDepth, SpaceToDepthConv
-
-try:  # Python 3.11+
-    from typing import Unpack
-except ImportError:  # pragma: no cover - Python 3.10
-    from typing_extensions import Unpack
 
 
 class Variant(TypedDict, total=False):
@@ -88,10 +84,11 @@ class ResNet(nn.Module):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
         self.plan = plan
-        self.conv1, self.maxpool = _make_stem(plan, in_channels)
+        stem_conv, stem_pool = _make_stem(plan, in_channels)
+        self.conv1 = stem_conv
         self.bn1 = nn.BatchNorm2d(plan.stem_width)
         self.relu = nn.ReLU(inplace=True)
-        self.maxpool = self.maxpool  # registered after bn1/relu, torchvision's order
+        self.maxpool = stem_pool
         block_type = BasicBlock if plan.block == "basic" else Bottleneck
         channels = plan.stem_width
         self.stage_names: list[str] = []
@@ -133,7 +130,8 @@ class ResNet(nn.Module):
         return self.feature_strides[-1]
 
     def stem(self, x: Tensor) -> Tensor:
-        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        out: Tensor = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        return out
 
     def stage_outputs(self, x: Tensor) -> list[Tensor]:
         """Outputs of the stem and of every stage, in order."""
@@ -151,7 +149,8 @@ class ResNet(nn.Module):
         x = self.stem(x)
         for name in self.stage_names:
             x = getattr(self, name)(x)
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        logits: Tensor = self.fc(torch.flatten(self.avgpool(x), 1))
+        return logits
 
 
 IMAGENET_DEPTHS = {18: ("basic", (2, 2, 2, 2)), 34: ("basic", (3, 4, 6, 3)),

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stridelab.arith import conv_output_size, same_padding
+from stridelab.arith import conv_output_size, effective_kernel, padding_pairs, same_padding
 from stridelab.nn.layers import PaddingResolver
 
 
@@ -82,7 +82,8 @@ class SpaceToDepthConv(torch.nn.Module):
         self.padding = self._resolver.torch_padding
         taps = tuple(-(-k // s) for k, s in zip(kernel_size, stride))
         self.space_to_depth = SpaceToDepth(stride)
-        self.conv = torch.nn.Conv2d(in_channels * stride[0] * stride[1], out_channels, taps,
+        self.conv = torch.nn.Conv2d(in_channels * stride[0] * stride[1], out_channels,
+                                    (taps[0], taps[1]),
                                     bias=bias, device=device, dtype=dtype)
 
     def extra_repr(self) -> str:
@@ -120,27 +121,39 @@ class SpaceToDepthConv(torch.nn.Module):
             pads += [before, after]
         if any(pads):
             x = F.pad(x, pads)
-        return self.conv(space_to_depth(x, self.stride))
+        result: Tensor = self.conv(self.space_to_depth(x))
+        return result
 
 
 def space_to_depth_conv(conv: torch.nn.Conv2d) -> SpaceToDepthConv:
     """Rewrite a strided ``Conv2d`` (torch's or stridelab's) as space-to-depth + stride-1 conv.
 
-    Supports any kernel, stride and padding spec with ``dilation=1``, ``groups=1`` and
-    ``padding_mode="zeros"``; raises ValueError naming the field otherwise. The result shares no
-    storage with ``conv``.
+    Supports any kernel, stride, dilation and padding spec with ``groups=1`` and
+    ``padding_mode="zeros"``; raises ValueError naming the field otherwise. A dilated kernel is
+    first spread into a dense ``k_eff = d * (k - 1) + 1`` kernel with zeros between the taps (so
+    ``kernel_size`` of the result is ``k_eff``). The result shares no storage with ``conv``.
     """
     if not isinstance(conv, torch.nn.Conv2d):
         raise TypeError(f"conv must be a torch.nn.Conv2d, got {type(conv).__name__}")
-    for name, value, allowed in (("dilation", tuple(conv.dilation), (1, 1)),
-                                 ("groups", conv.groups, 1), ("padding_mode", conv.padding_mode,
-                                                              "zeros")):
+    for name, value, allowed in (("groups", conv.groups, 1),
+                                 ("padding_mode", conv.padding_mode, "zeros")):
         if value != allowed:
             raise ValueError(f"space_to_depth_conv needs conv.{name} == {allowed!r}, got {value!r}")
-    kernel = (int(conv.kernel_size[0]), int(conv.kernel_size[1]))
+    weight = conv.weight.detach()
+    dilation = (int(conv.dilation[0]), int(conv.dilation[1]))
+    if dilation != (1, 1):
+        size = effective_kernel(tuple(conv.kernel_size), dilation)
+        assert isinstance(size, tuple)
+        dense = weight.new_zeros(*weight.shape[:2], *size)
+        dense[:, :, ::dilation[0], ::dilation[1]] = weight
+        weight = dense
+    kernel = (int(weight.shape[2]), int(weight.shape[3]))
     stride = (int(conv.stride[0]), int(conv.stride[1]))
-    result = SpaceToDepthConv(conv.in_channels, conv.out_channels, kernel, stride, conv.padding,
+    spec: Any = conv.padding
+    if not isinstance(spec, str):  # numeric specs do not depend on the kernel: keep them
+        spec = padding_pairs(spec, None, tuple(conv.kernel_size), stride, dilation)
+    result = SpaceToDepthConv(conv.in_channels, conv.out_channels, kernel, stride, spec,
                               bias=conv.bias is not None, device=conv.weight.device,
                               dtype=conv.weight.dtype)
-    result.load_from(conv.weight.detach(), None if conv.bias is None else conv.bias.detach())
+    result.load_from(weight, None if conv.bias is None else conv.bias.detach())
     return result

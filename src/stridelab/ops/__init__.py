@@ -5,9 +5,12 @@ the result has the input's dtype. Every size and padding is resolved by :mod:`st
 Each forward function has a ``*_backward`` that returns the gradients PyTorch's autograd gives.
 
 Speed: strided convolutions only visit output positions (cost 1/prod(stride) of stride 1), and
-the heavy lifting is one BLAS matrix product per batch chunk. NumPy's bundled OpenBLAS may pick
-AVX2 kernels on AMD CPUs that have AVX-512; setting ``OPENBLAS_CORETYPE=SkylakeX`` in the
-environment *before* NumPy is imported lets it use AVX-512 (see docs/ops-benchmark.md).
+the heavy lifting is one BLAS matrix product per batch chunk, so NumPy's BLAS sets the pace
+(see docs/ops-benchmark.md).
+
+Layout: results are ``(N, C, *spatial)`` arrays whose memory is channels-last (a transposed
+view, like ``torch.channels_last``), because that is how the engine computes; feed them back in
+as they are (the fast path), or call ``np.ascontiguousarray`` if C order is needed.
 """
 
 from stridelab.ops.conv import conv, conv_backward

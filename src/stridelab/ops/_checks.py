@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 LAYOUTS = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
 
@@ -22,7 +21,7 @@ def check_int(name: str, value: object, minimum: int) -> int:
     """``value`` as an int if it is an integer >= ``minimum``; the message names ``name``."""
     if not is_int(value):
         raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
-    number = int(value)  # type: ignore[call-overload]
+    number: int = int(value)  # type: ignore[call-overload]
     if number < minimum:
         raise ValueError(f"{name} must be an int >= {minimum}, got {number}")
     return number

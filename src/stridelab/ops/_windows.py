@@ -52,8 +52,8 @@ def parallel(func: Callable[[slice], None], length: int, nbytes: int) -> None:
 
 
 def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
-    """``dst[...] = src`` split over the first axis (or the second when the first is 1)."""
-    axis = 0 if dst.shape[0] > 1 or dst.ndim == 1 else 1
+    """``dst[...] = src`` split over the first of the leading axes that has >= 2 entries."""
+    axis = next((a for a in range(min(dst.ndim, 3)) if dst.shape[a] >= 2), 0)
 
     def run(chunk: slice) -> None:
         index = (slice(None),) * axis + (chunk,)
@@ -75,9 +75,9 @@ def channels_last_padded(
     src_index: list[slice] = [slice(None), slice(None)]
     dst_index: list[slice] = [slice(None)]
     for axis, ((before, _), size, length) in enumerate(zip(pads, x.shape[2:], extent)):
-        stop = min(size, length - before)
+        stop = max(0, min(size, length - before))
         src_index.append(slice(0, stop))
-        dst_index.append(slice(before, before + stop))
+        dst_index.append(slice(min(before, length), min(before, length) + stop))
         if before:
             buf[(slice(None),) * (axis + 1) + (slice(0, before),)] = fill
         if before + stop < length:

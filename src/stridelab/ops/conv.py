@@ -38,7 +38,8 @@ def _add_bias(y: np.ndarray, bias: np.ndarray | None) -> np.ndarray:
 def bias_grad(grad_out: np.ndarray) -> np.ndarray:
     """Gradient of a per-channel bias: the output gradient summed over batch and space."""
     axes = (0, *range(2, grad_out.ndim))
-    return grad_out.sum(axis=axes)
+    total: np.ndarray = grad_out.sum(axis=axes)
+    return total
 
 
 def prepare_conv(

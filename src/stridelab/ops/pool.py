@@ -7,7 +7,9 @@ so the work is ``prod(out) * prod(k)`` comparisons or additions per channel.
 
 * max: padding never wins (it is ``-inf``); the first maximum in row-major tap order wins, and a
   NaN always propagates (the last NaN's index is kept), as in PyTorch's CPU kernel. Indices are
-  flat positions in each ``(n, c)`` input plane, as ``return_indices=True`` gives in PyTorch.
+  flat positions in each ``(n, c)`` input plane, as ``return_indices=True`` gives in PyTorch. A
+  dilated window can hold only padding: its value is ``-inf``, its index ``-1``, and it sends no
+  gradient (PyTorch 2.x corrupts memory in that case).
 * avg: a window ``[start, start + k)`` with ``start = u * s - p_before`` is clipped to the
   padded extent ``i + p_after``; ``count_include_pad=True`` divides by the clipped length
   (padding counted), otherwise by the number of real pixels; ``divisor_override`` replaces both.
@@ -22,8 +24,7 @@ import numpy as np
 
 from stridelab import arith
 from stridelab.arith import PaddingSpec
-from stridelab.ops._checks import check_int
-from stridelab.ops._checks import check_bool, check_grad, check_input, spatial_tuple
+from stridelab.ops._checks import check_bool, check_grad, check_input, check_int, spatial_tuple
 from stridelab.ops._geometry import ConvGeometry, resolve_padding
 from stridelab.ops._windows import tap_index
 
@@ -58,8 +59,8 @@ def _padded(x: np.ndarray, geom: ConvGeometry, fill: float) -> np.ndarray:
     dst: list[slice] = [slice(None), slice(None)]
     src: list[slice] = [slice(None), slice(None)]
     for (before, _), size, length in zip(geom.pads, geom.in_size, extent):
-        stop = min(size, length - before)
-        dst.append(slice(before, before + stop))
+        stop = max(0, min(size, length - before))
+        dst.append(slice(min(before, length), min(before, length) + stop))
         src.append(slice(0, stop))
     buf[tuple(dst)] = x[tuple(src)]
     return buf
@@ -101,6 +102,12 @@ def max_pool(
         first.append(start + -(-behind // d) * d)
     best = np.full(geom.output_shape(), -np.inf, dtype=xa.dtype)
     index = np.broadcast_to(_flat_index(first, geom.in_size), best.shape).copy()
+    empty = [pos >= size for pos, size in zip(first, geom.in_size)]
+    if any(e.any() for e in empty):  # dilation can leave a window holding only padding
+        hole = np.zeros((1,) * geom.ndim, dtype=bool)
+        for axis, e in enumerate(empty):
+            hole = hole | e.reshape([-1 if a == axis else 1 for a in range(geom.ndim)])
+        index[np.broadcast_to(hole, index.shape)] = -1
     for tap in _taps(geom):
         values = buf[tap_index(geom, tap, leading=2)]
         update = (values > best) | np.isnan(values)
@@ -134,7 +141,11 @@ def max_pool_backward(
     planes, plane = geom.batch * geom.in_channels, prod(geom.in_size)
     offsets = (np.arange(planes, dtype=np.int64) * plane).reshape(planes, 1)
     flat = (indices.reshape(planes, -1) + offsets).ravel()
-    summed = np.bincount(flat, weights=g.reshape(-1), minlength=planes * plane)
+    weights = g.reshape(-1)
+    real = indices.reshape(-1) >= 0  # -1 marks a window made only of padding
+    if not real.all():
+        flat, weights = flat[real], weights[real]
+    summed = np.bincount(flat, weights=weights, minlength=planes * plane)
     return summed.astype(xa.dtype, copy=False).reshape(xa.shape)
 
 
@@ -181,7 +192,8 @@ def avg_pool(
     total = np.zeros(geom.output_shape(), dtype=xa.dtype)
     for tap in _taps(geom):
         total += buf[tap_index(geom, tap, leading=2)]
-    return np.divide(total, divisor, out=total)
+    np.divide(total, divisor, out=total)
+    return total
 
 
 def avg_pool_backward(
@@ -201,7 +213,7 @@ def avg_pool_backward(
     dst: list[slice] = [slice(None), slice(None)]
     src: list[slice] = [slice(None), slice(None)]
     for (before, _), size, length in zip(geom.pads, geom.in_size, geom.padded_extent):
-        stop = min(size, length - before)
+        stop = max(0, min(size, length - before))
         src.append(slice(before, before + stop))
         dst.append(slice(0, stop))
     grad_x[tuple(dst)] = buf[tuple(src)]

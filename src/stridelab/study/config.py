@@ -43,7 +43,7 @@ class TrainSettings:
                              f"got {self.augment!r}")
 
 
-DEFAULT_VARIANTS = "strided,maxpool,blurpool,space-to-depth,aggressive"
+DEFAULT_VARIANTS = "strided,maxpool,blurpool,space-to-depth,aggressive,no-downsampling"
 
 
 @dataclass(frozen=True)
@@ -56,8 +56,8 @@ class StudyConfig:
     variants: str = DEFAULT_VARIANTS
     seeds: int = 2
     seed: int = 0
-    epochs: int = 4
-    batch_size: int = 64
+    epochs: int = 6
+    batch_size: int = 32
     optimizer: str = "sgd"
     lr: float = 0.05
     weight_decay: float = 5e-4

@@ -22,6 +22,7 @@ Sources (``--dataset``):
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,8 +154,10 @@ def synthetic_images(image_size: int, *, seed: int, per_class: int = 300
     n = per_class * len(SYNTHETIC_CLASSES)
     rows = np.arange(image_size)[:, None]
     cols = np.arange(image_size)[None, :]
-    textures = (np.zeros((image_size, image_size)), (cols % 2) * 2.0 - 1.0,
-                (rows % 2) * 2.0 - 1.0, ((rows + cols) % 2) * 2.0 - 1.0)
+    shape = (image_size, image_size)
+    textures = tuple(np.broadcast_to(t, shape) for t in (
+        np.zeros(shape), (cols % 2) * 2.0 - 1.0, (rows % 2) * 2.0 - 1.0,
+        ((rows + cols) % 2) * 2.0 - 1.0))
     labels = np.repeat(np.arange(len(SYNTHETIC_CLASSES)), per_class)
     images = np.empty((n, 1, image_size, image_size), dtype=np.float32)
     patch = max(2, image_size // 3)
@@ -234,9 +237,10 @@ def _cifar10_splits(root: Path, image_size: int, seed: int, val_fraction: float,
     train_idx, val_idx = stratified_split(labels[:n_train], (val_fraction,), rng)
     train_idx = _limit(train_idx, labels[:n_train], train_limit, rng)
     test_idx = np.arange(n_train, len(images))
-    tensor = resize(torch.from_numpy(images.astype(np.float32) / 255.0), image_size)
-    return _make_splits(f"cifar10:{root}", CIFAR10_CLASSES, tensor, torch.from_numpy(labels),
-                        train_idx, val_idx, test_idx)
+    # Stay uint8 until each split is cut out: the float copy of all 60,000 images is 737 MB.
+    return _make_splits(f"cifar10:{root}", CIFAR10_CLASSES, torch.from_numpy(images),
+                        torch.from_numpy(labels), train_idx, val_idx, test_idx,
+                        prepare=lambda chunk: resize(chunk.float().div_(255.0), image_size))
 
 
 def resize(images: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -264,19 +268,26 @@ def _limit(idx: np.ndarray, labels: np.ndarray, limit: int | None,
 
 
 def _make_splits(name: str, classes: tuple[str, ...], images: torch.Tensor, labels: torch.Tensor,
-                 train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray) -> Splits:
+                 train_idx: np.ndarray, val_idx: np.ndarray, test_idx: np.ndarray,
+                 prepare: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Splits:
+    """Cut the three splits out of ``images`` (``prepare`` turns each into float [0, 1])."""
     for part, idx in (("train", train_idx), ("validation", val_idx), ("test", test_idx)):
         if len(idx) == 0:
             raise ValueError(f"dataset {name!r} is too small: the {part} split is empty")
-    train_x = images[torch.from_numpy(train_idx)].contiguous()
+
+    def cut(idx: np.ndarray) -> torch.Tensor:
+        chunk = images[torch.from_numpy(idx)]
+        return (prepare(chunk) if prepare is not None else chunk).contiguous()
+
+    train_x = cut(train_idx)
     mean = train_x.mean(dim=(0, 2, 3))
     std = train_x.std(dim=(0, 2, 3)).clamp_min(1e-3)
     return Splits(
         name=name, classes=tuple(classes), train_x=train_x,
         train_y=labels[torch.from_numpy(train_idx)].contiguous(),
-        val_x=images[torch.from_numpy(val_idx)].contiguous(),
+        val_x=cut(val_idx),
         val_y=labels[torch.from_numpy(val_idx)].contiguous(),
-        test_x=images[torch.from_numpy(test_idx)].contiguous(),
+        test_x=cut(test_idx),
         test_y=labels[torch.from_numpy(test_idx)].contiguous(),
         mean=tuple(round(float(v), 6) for v in mean), std=tuple(round(float(v), 6) for v in std),
     )

@@ -16,24 +16,47 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from stridelab.study.config import TrainSettings
 from stridelab.study.data import Splits
-from stridelab.study.train import TrainSettings, make_optimizer, predict
+from stridelab.study.train import make_optimizer, predict
 
 
 def static_costs(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str, Any]:
-    """Parameters, MACs and activation bytes per image, final receptive field and effective
-    stride (one value per spatial axis), all from ``stridelab.inspect`` at batch size 1."""
+    """Parameters, MACs and activation bytes per image, and the receptive field and effective
+    stride (per spatial axis) of the *last feature map* (the output of the last stage, before the
+    global pool), all from ``stridelab.inspect`` at batch size 1; plus its diagnostic codes."""
     from stridelab.inspect import inspect
 
     report = inspect(model, input_size=input_size, batch_size=1, device="meta")
     field = report.field
+    stage_names = getattr(model, "stage_names", None)
+    if stage_names:
+        prefix = f"{stage_names[-1]}."
+        in_last_stage = [r for r in report.layers if r.name.startswith(prefix)]
+        if in_last_stage:
+            field = report.field_at(in_last_stage[-1].name)
     return {
         "params": int(report.params),
         "macs": int(report.macs),
         "activation_bytes": int(report.activation_bytes),
         "receptive_field": [_number(v) for v in field.size],
         "effective_stride": [_number(v) for v in field.stride],
+        "diagnostics": sorted({d.code for d in report.diagnostics}),
     }
+
+
+def field_warning(static: dict[str, Any], input_size: tuple[int, int, int],
+                  final_size: tuple[int, int, int]) -> str | None:
+    """Cross-check inspect's effective stride with the feature maps themselves: an input of
+    ``H x W`` that ends as ``h x w`` was downsampled by ``H / h`` and ``W / w`` (when exact)."""
+    ratios = [size / out for size, out in zip(input_size[1:], final_size[1:], strict=True)]
+    reported = [float(v) for v in static["effective_stride"]]
+    exact = all(r.is_integer() for r in ratios)
+    if exact and reported != ratios:
+        return (f"stridelab.inspect reports effective stride {static['effective_stride']} but the "
+                f"feature maps shrink by {[int(r) for r in ratios]}; its receptive field and "
+                "stride for this variant are suspect")
+    return None
 
 
 def _number(value: Any) -> float | int:

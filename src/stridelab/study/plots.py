@@ -32,14 +32,14 @@ def accuracy_vs_macs(results: dict[str, Any]) -> bytes:
     """Test accuracy (%) against MACs per image (log axis); the Pareto front is a line of stars."""
     figure, axes = plt.subplots(figsize=(6, 4.2))
     front = []
-    for variant in results["variants"]:
+    for index, variant in enumerate(results["variants"]):
         macs = float(variant["static"]["macs"])
         acc, std = _mean(variant, "test_accuracy", 100)
         on_front = bool(variant.get("pareto"))
         axes.errorbar(macs, acc, yerr=std, fmt="*" if on_front else "o",
                       markersize=12 if on_front else 7, capsize=3)
-        axes.annotate(variant["name"], (macs, acc), textcoords="offset points", xytext=(6, 4),
-                      fontsize=8)
+        axes.annotate(variant["name"], (macs, acc), textcoords="offset points",
+                      xytext=(6, 4 - 10 * (index % 3)), fontsize=8)
         if on_front:
             front.append((macs, acc))
     if len(front) > 1:
@@ -57,12 +57,12 @@ def accuracy_vs_macs(results: dict[str, Any]) -> bytes:
 def consistency_vs_stride(results: dict[str, Any]) -> bytes:
     """Shift-consistency (%) against the final effective stride (log2 axis)."""
     figure, axes = plt.subplots(figsize=(6, 4.2))
-    for variant in results["variants"]:
+    for index, variant in enumerate(results["variants"]):
         stride = float(max(variant["static"]["effective_stride"]))
         cons, std = _mean(variant, "consistency", 100)
         axes.errorbar(stride, cons, yerr=std, fmt="o", markersize=7, capsize=3)
         axes.annotate(variant["name"], (stride, cons), textcoords="offset points",
-                      xytext=(6, 4), fontsize=8)
+                      xytext=(6, 4 - 10 * (index % 3)), fontsize=8)
     axes.set_xscale("log", base=2)
     axes.set_xlabel("effective stride of the last feature map (log2 scale)")
     axes.set_ylabel("shift-consistency (%)")
@@ -87,15 +87,23 @@ def latency(results: dict[str, Any]) -> bytes:
 
 
 def feature_maps(results: dict[str, Any]) -> bytes:
-    """Spatial size (height, log2 axis) after the stem and each stage, one line per variant."""
+    """Spatial size (height, log2 axis) after the stem and each stage; variants with identical
+    sizes share one line (labelled with all their names) so none hides behind another."""
     figure, axes = plt.subplots(figsize=(6, 4.2))
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for variant in results["variants"]:
+        heights = tuple(int(h) for _, h, _ in variant["feature_sizes"])
+        groups.setdefault(heights, []).append(variant["name"])
     longest = 0
-    for index, variant in enumerate(results["variants"]):
-        heights = [h for _, h, _ in variant["feature_sizes"]]
+    every_height: set[int] = set()
+    for index, (heights, names) in enumerate(groups.items()):
         longest = max(longest, len(heights))
-        axes.plot(range(len(heights)), heights, marker="o", label=variant["name"],
-                  linestyle="-", alpha=0.85, linewidth=2 + 0.5 * (index % 3))
+        every_height.update(heights)
+        axes.plot(range(len(heights)), heights, marker="o", label=", ".join(names),
+                  color=f"C{index % 10}", linewidth=2)
     axes.set_yscale("log", base=2)
+    axes.set_yticks(sorted(every_height), [str(h) for h in sorted(every_height)])
+    axes.minorticks_off()
     axes.set_xticks(range(longest), ["stem"] + [f"stage {i}" for i in range(1, longest)])
     axes.set_ylabel("feature-map height (pixels, log2 scale)")
     axes.set_title("Feature-map sizes per stage")

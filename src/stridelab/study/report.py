@@ -49,14 +49,15 @@ def _per_axis(values: list[float | int]) -> str:
 
 def table_rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     """One row of formatted cells per variant (in results order); '*' marks the Pareto front."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for variant in results["variants"]:
         s, st = variant["summary"], variant["static"]
         name = variant["name"] + (" *" if variant.get("pareto") else "")
+        mark = " !" if st.get("field_warning") else ""
         rows.append((
             name, _pm(s["test_accuracy"], 100), _pm(s["consistency"], 100),
             _si(st["params"]), _si(st["macs"]), _bytes(st["activation_bytes"]),
-            _per_axis(st["receptive_field"]), _per_axis(st["effective_stride"]),
+            _per_axis(st["receptive_field"]) + mark, _per_axis(st["effective_stride"]) + mark,
             _pm(s["latency_ms"], digits=2), _pm(s["throughput"], digits=0),
             _bytes(s["peak_train_bytes"]["mean"]), _pm(s["train_seconds"], digits=1),
         ))
@@ -80,9 +81,12 @@ def format_table(results: dict[str, Any]) -> str:
 
 def _footnote(results: dict[str, Any]) -> str:
     config = results["config"]
+    warned = [v["name"] for v in results["variants"] if v["static"].get("field_warning")]
+    warning = (f"\n! {', '.join(warned)}: stridelab.inspect's receptive field / stride disagree "
+               "with the feature-map sizes (see results.json)." if warned else "")
     return (f"* Pareto front of accuracy vs MACs. mean ± std over {config['seeds']} seed(s); "
             f"{results['dataset']['name']}, {config['epochs']} epoch(s); MACs per image "
-            "(FLOPs = 2 x MACs).")
+            "(FLOPs = 2 x MACs)." + warning)
 
 
 def format_markdown_table(results: dict[str, Any]) -> str:
@@ -120,10 +124,39 @@ def _variant_lines(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def highlights(results: dict[str, Any]) -> list[str]:
+    """One line per headline: who wins on accuracy, consistency, compute and latency."""
+    variants = results["variants"]
+
+    def best(metric: str, largest: bool = True) -> dict[str, Any]:
+        ranked = sorted(variants, key=lambda v: v["summary"][metric]["mean"], reverse=largest)
+        return ranked[0]
+
+    accurate, consistent = best("test_accuracy"), best("consistency")
+    fastest = best("latency_ms", largest=False)
+    cheapest = min(variants, key=lambda v: v["static"]["macs"])
+    return [
+        f"most accurate: {accurate['name']} "
+        f"({100 * accurate['summary']['test_accuracy']['mean']:.1f}%)",
+        f"most shift-consistent: {consistent['name']} "
+        f"({100 * consistent['summary']['consistency']['mean']:.1f}%)",
+        f"least compute: {cheapest['name']} ({_si(cheapest['static']['macs'])} MACs, "
+        f"{100 * cheapest['summary']['test_accuracy']['mean']:.1f}% accurate)",
+        f"lowest latency: {fastest['name']} ({fastest['summary']['latency_ms']['mean']:.2f} ms)",
+    ]
+
+
+def _warned_note(results: dict[str, Any]) -> str:
+    notes = [f"{v['name']}: {v['static']['field_warning']}" for v in results["variants"]
+             if v["static"].get("field_warning")]
+    return "".join(f" `!` {note}." for note in notes)
+
+
 def render_markdown(results: dict[str, Any], plots: list[str]) -> str:
     parts = [f"# Stride study `{results['config']['name']}`", "", *_setup_lines(results), "",
              format_markdown_table(results),
-             "`*` marks the Pareto front of accuracy vs MACs.", "", "## Variants", "",
+             "`*` marks the Pareto front of accuracy vs MACs." + _warned_note(results), "",
+             "## Highlights", "", *[f"- {line}" for line in highlights(results)], "", "## Variants", "",
              *_variant_lines(results), "", "## Plots", ""]
     parts += [f"![{PLOT_TITLES.get(p, p)}]({p})" for p in plots]
     parts += ["", "## Units", ""] + [f"- `{k}`: {v}" for k, v in METRIC_UNITS.items()]
@@ -143,6 +176,7 @@ def render_html(results: dict[str, Any], plot_dir: Path, plots: list[str]) -> st
         images.append(f"<figure><img alt=\"{title}\" src=\"data:image/png;base64,{data}\">"
                       f"<figcaption>{title}</figcaption></figure>")
     setup = "".join(f"<li>{esc(line[2:])}</li>" for line in _setup_lines(results))
+    headline = "".join(f"<li>{esc(line)}</li>" for line in highlights(results))
     variants = "".join(f"<li>{esc(line[2:].replace('**', ''))}</li>"
                        for line in _variant_lines(results))
     units = "".join(f"<li><code>{esc(k)}</code>: {esc(v)}</li>" for k, v in METRIC_UNITS.items())
@@ -154,7 +188,8 @@ def render_html(results: dict[str, Any], plot_dir: Path, plots: list[str]) -> st
             f"{esc(results['config']['name'])}</title><style>{style}</style></head><body>"
             f"<h1>Stride study <code>{esc(results['config']['name'])}</code></h1><ul>{setup}</ul>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
-            f"<p>* marks the Pareto front of accuracy vs MACs.</p><h2>Plots</h2>{''.join(images)}"
+            f"<p>* marks the Pareto front of accuracy vs MACs.</p>"
+            f"<h2>Highlights</h2><ul>{headline}</ul><h2>Plots</h2>{''.join(images)}"
             f"<h2>Variants</h2><ul>{variants}</ul><h2>Units</h2><ul>{units}</ul></body></html>\n")
 
 

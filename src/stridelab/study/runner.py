@@ -12,6 +12,7 @@ from stridelab.study import distributed as ddp
 from stridelab.study.config import StudyConfig
 from stridelab.study.data import Splits, load_dataset
 from stridelab.study.measure import (
+    field_warning,
     latency_ms,
     shift_consistency,
     static_costs,
@@ -93,12 +94,16 @@ def _run_variant(config: StudyConfig, variant: Variant, splits: Splits, device: 
                  info: ddp.DistInfo, progress: ProgressHook) -> dict[str, Any]:
     input_size = (splits.in_channels, *splits.image_size)
     reference = variant.build(num_classes=splits.num_classes, in_channels=splits.in_channels)
+    feature_sizes = [(int(c), int(h), int(w)) for c, h, w in variant.plan.output_sizes(input_size)]
     entry: dict[str, Any] = {
         "name": variant.name, "source": variant.source, "plan": variant.plan.to_dict(),
-        "feature_sizes": [list(map(int, s)) for s in variant.plan.output_sizes(input_size)],
-        "static": static_costs(reference, input_size) if info.is_main else {},
-        "seeds": [],
+        "feature_sizes": [list(s) for s in feature_sizes], "static": {}, "seeds": [],
     }
+    if info.is_main:
+        entry["static"] = static_costs(reference, input_size)
+        warning = field_warning(entry["static"], input_size, feature_sizes[-1])
+        if warning:
+            entry["static"]["field_warning"] = warning
     for seed in config.seed_list():
         directory = seed_dir(config.run_dir, variant.name, seed)
         result_path = directory / "result.json"

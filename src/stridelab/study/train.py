@@ -101,12 +101,15 @@ def cosine_with_warmup(total_steps: int) -> Callable[[int], float]:
 
 def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int,
                   world_size: int) -> tuple[list[torch.Tensor], torch.Generator]:
-    """Shuffled global batches of epoch ``epoch`` (a final partial batch is kept if every rank
-    gets at least one image of it) and the epoch's generator for augmentation."""
+    """Shuffled global batches of epoch ``epoch`` and the epoch's generator for augmentation.
+
+    A final partial batch is kept when it holds at least half a batch (and two images per rank:
+    batch norm needs more than one value per channel); smaller tails are dropped, a different
+    handful of images every epoch."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_images, generator=generator)
     batches = list(order.split(batch_size))
-    if len(batches) > 1 and len(batches[-1]) < max(world_size, 2):
+    if len(batches) > 1 and len(batches[-1]) < max(2 * world_size, batch_size // 2):
         batches.pop()
     return batches, generator
 

@@ -67,7 +67,9 @@ def base_plan(*, depth: int = 20, width: int = 16) -> StridePlan:
     first = plan.stages[0].width
     stages = tuple(replace(stage, width=max(1, stage.width * width // first))
                    for stage in plan.stages)
-    return replace(plan, stages=stages, stem_width=width)
+    # Projection shortcuts (B) everywhere: option A cannot change width at stride 1, which the
+    # no-downsampling variant needs, and one shortcut type keeps the variants comparable.
+    return replace(plan, stages=stages, stem_width=width, shortcut="B")
 
 
 def _with_strides(plan: StridePlan, strides: tuple[int, ...]) -> StridePlan:
@@ -143,8 +145,8 @@ def load_plan_file(path: Path, base: StridePlan,
             raise ValueError(f"plan file {str(path)!r}: variant {name!r} must be a table")
         _check_variant_name(name, str(path))
         fields = {k: v for k, v in entry.items() if k not in ("name", "base")}
-        start = builtin_variant(str(entry.get("base", "strided")), base).plan
         try:
+            start = builtin_variant(str(entry.get("base", "strided")), base).plan
             plan = StridePlan.from_dict({**start.to_dict(), **fields})
             plan.validate(input_size)
         except (TypeError, KeyError) as err:

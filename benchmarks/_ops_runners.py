@@ -1,0 +1,98 @@
+"""Timed runs for bench_ops.py: one layer at its stride and at stride 1, every implementation."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+
+import numpy as np
+import torch
+
+from _ops_idioms import einsum_backward, einsum_forward, im2col_backward, im2col_forward
+from _ops_report import IMPLS, Row
+from stridelab import arith, ops
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    in_channels: int
+    out_channels: int
+    kernel: int
+    stride: int
+    padding: int
+    size: int
+
+
+LAYERS = [
+    Layer("stem 7x7 3->64 @224", 3, 64, 7, 2, 3, 224),
+    Layer("3x3 128->128 @56", 128, 128, 3, 2, 1, 56),
+    Layer("1x1 256->512 @56", 256, 512, 1, 2, 0, 56),
+]
+BATCH = 8
+
+
+def best_time(fn: Callable[[], object], repeats: int, budget: float = 2.0) -> float:
+    """Best of ``repeats`` warm runs; slow ones (> ``budget`` s in total) get fewer repeats."""
+    start = time.perf_counter()
+    fn()  # warm: allocations, BLAS threads, oneDNN primitives
+    warm = time.perf_counter() - start
+    best = float("inf")
+    for _ in range(max(1, min(repeats, int(budget / max(warm, 1e-9))))):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def _torch_fns(x: np.ndarray, w: np.ndarray, g_shape: tuple[int, ...], s: int, p: int,
+               channels_last: bool) -> tuple[Callable[[], object], Callable[[], object]]:
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xt = torch.from_numpy(x).contiguous(memory_format=fmt)
+    wt = torch.from_numpy(w).contiguous(memory_format=fmt)
+    gt = torch.randn(g_shape).contiguous(memory_format=fmt)
+    conv = torch.nn.functional.conv2d
+
+    def fwd() -> object:
+        with torch.no_grad():
+            return conv(xt, wt, None, s, p)
+
+    def bwd() -> object:
+        return torch.ops.aten.convolution_backward(gt, xt, wt, None, [s, s], [p, p], [1, 1],
+                                                   False, [0, 0], 1, [True, True, False])
+    return fwd, bwd
+
+
+def run_layer(layer: Layer, repeats: int) -> list[Row]:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((BATCH, layer.in_channels, layer.size, layer.size), np.float32)
+    w = rng.standard_normal((layer.out_channels, layer.in_channels, layer.kernel, layer.kernel),
+                            np.float32) * np.float32(0.05)
+    rows = []
+    p, k = layer.padding, layer.kernel
+    for s in (layer.stride, 1):
+        out = arith.conv_output_size(layer.size, k, s, p)
+        assert isinstance(out, int)
+        macs = BATCH * out * out * layer.out_channels * layer.in_channels * k * k
+        y = ops.conv(x, w, stride=s, padding=p)
+        g = np.empty_like(y)  # the layout the forward returned, as in a training loop
+        g[...] = rng.standard_normal(y.shape, np.float32)
+        g_nchw = np.ascontiguousarray(g)
+        fns: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+            "stridelab": (partial(ops.conv, x, w, None, s, p),
+                          partial(ops.conv_backward, g, x, w, s, p, 1, 1, False)),
+            "torch NCHW": _torch_fns(x, w, y.shape, s, p, channels_last=False),
+            "torch CL": _torch_fns(x, w, y.shape, s, p, channels_last=True),
+            "im2col": (partial(im2col_forward, x, w, s, p),
+                       partial(im2col_backward, g_nchw, x, w, s, p)),
+            "einsum": (partial(einsum_forward, x, w, s, p),
+                       partial(einsum_backward, g_nchw, x, w, s, p)),
+        }
+        for pass_name, index, flops in (("fwd", 0, 2 * macs), ("bwd", 1, 4 * macs)):
+            times = {impl: best_time(fns[impl][index], repeats) for impl in IMPLS}
+            rows.append(Row(layer.name, s, s == layer.stride, pass_name, flops, times))
+            print(f"  {layer.name} s{s} {pass_name}: " + ", ".join(
+                f"{impl} {t * 1e3:.1f} ms" for impl, t in times.items()), flush=True)
+    return rows

@@ -1,0 +1,74 @@
+"""Accumulators for input gradients (col2im): every tap adds into a window, no zeros multiplied.
+
+A stride-``s`` window tap ``t`` touches padded positions ``u * s + t * d``, ``u < out``.
+
+* Channels-last (many channels): the buffer is the padded input ``(N, *padded, C)``; a tap's
+  window is a strided view whose contiguous runs are ``C`` numbers long, and the finished
+  gradient is a cropped *view* (no copy).
+* Channels-first (few channels, e.g. the 3-channel stem): writing ``p = q * s + phase`` splits
+  each axis into ``s`` stride phases; tap ``t`` touches only phase ``(t * d) % s`` at
+  ``q = u + (t * d) // s``, a unit-stride run of ``out_w`` numbers. The buffer is stored
+  phase-major ``(N, C, *stride, *q)`` and one strided copy per phase interleaves it at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from stridelab.ops._geometry import ConvGeometry
+from stridelab.ops._windows import copy_into
+
+
+class GradBuffer:
+    """Zero-initialised gradient of the padded input (layout chosen by ``channels_first``)."""
+
+    def __init__(self, geom: ConvGeometry, channels: int, dtype: np.dtype,
+                 channels_first: bool = False) -> None:
+        self.geom = geom
+        self.channels = channels
+        self.channels_first = channels_first
+        self.full = tuple(max(i + pb + pa, e) for i, (pb, pa), e in
+                          zip(geom.in_size, geom.pads, geom.padded_extent))
+        self.quotient = tuple(-(-f // s) for f, s in zip(self.full, geom.stride))
+        if channels_first:
+            shape = (geom.batch, channels, *geom.stride, *self.quotient)
+        else:
+            shape = (geom.batch, *self.full, channels)
+        self.data = np.zeros(shape, dtype=dtype)
+
+    def window(self, chunk: slice, tap: Sequence[int]) -> np.ndarray:
+        """Writable view ``(n, *out, C)`` (``(n, C, *out)`` if channels-first) for one tap."""
+        g = self.geom
+        index: tuple[int | slice, ...]
+        if self.channels_first:
+            phase: list[int] = []
+            runs: list[slice] = []
+            for t, s, d, o in zip(tap, g.stride, g.dilation, g.out_size):
+                base, rest = divmod(t * d, s)
+                phase.append(rest)
+                runs.append(slice(base, base + o))
+            index = (chunk, slice(None), *phase, *runs)
+        else:
+            index = (chunk, *(slice(t * d, t * d + (o - 1) * s + 1, s) for t, s, d, o in
+                              zip(tap, g.stride, g.dilation, g.out_size)), slice(None))
+        return self.data[index]
+
+    def to_input(self) -> np.ndarray:
+        """The input gradient ``(N, C, *in_size)`` with the padding cropped."""
+        g = self.geom
+        crop = tuple(slice(pb, pb + i) for (pb, _), i in zip(g.pads, g.in_size))
+        if not self.channels_first:
+            return np.moveaxis(self.data[(slice(None), *crop, slice(None))], -1, 1)
+        if all(s == 1 for s in g.stride):
+            standard = self.data.reshape(g.batch, self.channels, *self.quotient)
+        else:
+            spatial = tuple(q * s for q, s in zip(self.quotient, g.stride))
+            standard = np.empty((g.batch, self.channels, *spatial), dtype=self.data.dtype)
+            for phase in np.ndindex(*g.stride):
+                dst = (slice(None), slice(None),
+                       *(slice(p, None, s) for p, s in zip(phase, g.stride)))
+                src: tuple[int | slice, ...] = (slice(None), slice(None), *phase)
+                copy_into(standard[dst], self.data[src])
+        return standard[(slice(None), slice(None), *crop)]

@@ -1,0 +1,52 @@
+"""1x1 convolutions without padding: a subsample (1/prod(stride) of the input) and one GEMM.
+
+The subsample is gathered channels-last, ``(N * positions, C_in)``, so the whole batch is one
+well-shaped matrix product with ``W.T`` (one large GEMM is much faster than ``N`` per-image
+products); the result is returned as a channels-first view of channels-last memory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stridelab.ops._geometry import ConvGeometry
+from stridelab.ops._layout import as_channels_first, channels_last, contiguous
+from stridelab.ops._windows import copy_into
+
+
+def _sample_index(geom: ConvGeometry) -> tuple[slice, ...]:
+    return tuple(slice(0, (o - 1) * s + 1, s) for o, s in zip(geom.out_size, geom.stride))
+
+
+def _sub_last(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """``(N * positions, C)`` subsample, channels-last (one copy of 1/prod(s) of ``x``)."""
+    moved = np.moveaxis(x, 1, -1)
+    index = (slice(None), *_sample_index(geom), slice(None))
+    sub = contiguous(moved[index])
+    return sub.reshape(geom.batch * geom.out_positions, geom.in_channels)
+
+
+def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    w2 = w.reshape(geom.out_channels, geom.in_channels)
+    out = np.matmul(_sub_last(x, geom), w2.T)
+    return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
+
+
+def backward(
+    grad_out: np.ndarray, x: np.ndarray | None, w: np.ndarray, geom: ConvGeometry,
+    need_x: bool, need_w: bool,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    w2 = w.reshape(geom.out_channels, geom.in_channels)
+    g = channels_last(grad_out).reshape(-1, geom.out_channels)
+    grad_x = grad_weight = None
+    if need_w and x is not None:
+        grad_weight = np.matmul(g.T, _sub_last(x, geom)).reshape(w.shape)
+    if need_x:
+        gsub = np.matmul(g, w2).reshape(geom.batch, *geom.out_size, geom.in_channels)
+        if any(s != 1 for s in geom.stride):
+            full = np.zeros((geom.batch, *geom.in_size, geom.in_channels), dtype=g.dtype)
+            index = (slice(None), *_sample_index(geom), slice(None))
+            copy_into(full[index], gsub)
+            gsub = full
+        grad_x = as_channels_first(gsub)
+    return grad_x, grad_weight
