@@ -38,37 +38,50 @@ def train_step_fn(model: torch.nn.Module, batch: int, size: int) -> Callable[[],
     return step
 
 
-def interleaved(fns: list[Callable[[], None]], warmup: int, steps: int) -> list[list[float]]:
-    """Seconds per call of each fn (one list per fn), calls interleaved round-robin."""
+def interleaved(fns: list[Callable[[], None]], warmup: int, steps: int,
+                cpu: list[list[float]] | None = None) -> list[list[float]]:
+    """Wall seconds per call of each fn (one list per fn), calls interleaved round-robin.
+
+    ``cpu``, if given, receives this process's CPU seconds per call (all threads): a proxy for
+    the work done that is less disturbed by other processes competing for the cores.
+    """
     for _ in range(warmup):
         for fn in fns:
             fn()
     times: list[list[float]] = [[] for _ in fns]
+    if cpu is not None:
+        cpu[:] = [[] for _ in fns]
     for _ in range(steps):
         for i, fn in enumerate(fns):
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             fn()
             times[i].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu[i].append(time.process_time() - start_cpu)
     return times
 
 
 def bench_resnets(batch: int, size: int, warmup: int, steps: int) -> None:
     print(f"train step (forward + backward + SGD), batch {batch}, {size}x{size}, CPU, "
           f"{torch.get_num_threads()} threads, median of {steps}")
-    print("img/s from the median step; 'best' ratio from the fastest step of each (less "
+    print("img/s and ratio (stridelab / plain throughput) from the median wall-clock step; "
+          "'best' from the fastest step; 'cpu' from median process CPU time (both less "
           "sensitive to other load on the machine)")
-    print(f"{'model':<10}{'stridelab img/s':>17}{'plain img/s':>13}{'ratio':>8}{'best ratio':>12}")
+    print(f"{'model':<10}{'stridelab img/s':>17}{'plain img/s':>13}{'ratio':>8}{'best':>8}"
+          f"{'cpu':>8}")
     for name, ours_fn, plain_fn in (("resnet18", resnet18, plain_resnet18),
                                     ("resnet50", resnet50, plain_resnet50)):
         torch.manual_seed(0)
         ours, plain = ours_fn(), plain_fn()
         plain.load_state_dict(ours.state_dict(), strict=True)  # same maths, same weights
         fns = [train_step_fn(ours, batch, size), train_step_fn(plain, batch, size)]
-        times_ours, times_plain = interleaved(fns, warmup, steps)
+        cpu: list[list[float]] = []
+        times_ours, times_plain = interleaved(fns, warmup, steps, cpu)
         t_ours, t_plain = statistics.median(times_ours), statistics.median(times_plain)
         best = min(times_plain) / min(times_ours)
+        cpu_ratio = statistics.median(cpu[1]) / statistics.median(cpu[0])
         print(f"{name:<10}{batch / t_ours:>17.2f}{batch / t_plain:>13.2f}"
-              f"{t_plain / t_ours:>8.3f}{best:>12.3f}", flush=True)
+              f"{t_plain / t_ours:>8.3f}{best:>8.3f}{cpu_ratio:>8.3f}", flush=True)
 
 
 def bench_stem(batch: int, size: int, warmup: int, steps: int) -> None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from hypothesis import strategies as st
 
 from stridelab import arith
+from stridelab.arith import PaddingSpec
 
 Pairs = tuple[tuple[int, int], ...]
 
@@ -27,7 +28,7 @@ class ConvCase:
     kernel: tuple[int, ...]
     stride: tuple[int, ...]
     dilation: tuple[int, ...]
-    padding: object  # what the user passes: int, per-axis ints, pairs or a string
+    padding: PaddingSpec  # what the user passes: int, per-axis ints, pairs or a string
     pads: Pairs  # the same, resolved by arith
 
     @property
@@ -55,7 +56,7 @@ def conv_cases(draw: st.DrawFn, ndims: tuple[int, ...] = (1, 2, 2, 3), max_size:
     dilation = tuple(draw(st.integers(1, 3)) for _ in range(nd))
     mode = draw(st.sampled_from(["int", "axes", "pairs", "same", "same_lower", "valid"]))
     k_eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    padding: object
+    padding: PaddingSpec
     if mode == "int":
         padding = draw(st.integers(0, 2))
     elif mode == "axes":

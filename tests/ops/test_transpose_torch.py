@@ -63,3 +63,10 @@ def test_transpose_is_the_adjoint_of_conv(case, seed: int) -> None:  # type: ign
     assert ty.shape == x.shape
     lhs, rhs = float(np.sum(cx * y)), float(np.sum(x * ty))
     assert abs(lhs - rhs) <= 1e-10 * max(1.0, abs(lhs), float(np.sum(np.abs(cx * y))))
+
+
+def test_output_padding_beyond_the_stride_with_dilation() -> None:
+    """PyTorch allows output_padding < max(stride, dilation): 1x1 kernels must honour it too."""
+    for case in (TransposeCase(1, 2, 3, 1, (3,), (1,), (1,), (2,), (0,), (1,)),
+                 TransposeCase(2, 2, 2, 1, (3, 2), (1, 2), (2, 1), (3, 3), (0, 1), (2, 2))):
+        _check(case, 0, np.float64, 1e-10)

@@ -197,8 +197,8 @@ def _merges(record: LayerRecord, group: Group) -> list[Diagnostic]:
                 "treat fields after this layer as an upper bound; report the op to stridelab.",
             ))
         if effect.window is not None and not effect.window.exact:
-            how = ("a window that contains the true one" if effect.window.kind == "adaptive"
-                   else "approximated with the nearest whole-number scale factor")
+            how = ("a window that contains every read, at the exact fractional stride of the "
+                   "size ratio")
             out.append(Diagnostic(
                 "info", "approximate-field", record.name,
                 f"{effect.window.kind} from {_x(effect.window.input_size)} to "

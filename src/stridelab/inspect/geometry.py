@@ -8,7 +8,9 @@ level. For each operator this module answers two questions, per spatial axis:
 * how does it change the field of its output? Every answer is a call to
   :meth:`stridelab.arith.ReceptiveField.then` or :meth:`~stridelab.arith.ReceptiveField.merge`;
   the only arithmetic done here turns an operator without a kernel (adaptive pooling, resizing,
-  cropping) into an equivalent window, documented on each helper.
+  cropping) into an equivalent window, documented on each helper. Resizes and adaptive pools
+  whose ratio is not a whole number use two composed windows (:class:`FieldSteps`, from
+  :func:`stridelab.arith.equivalent.sampled_window`): the field gets a fractional stride.
 
 Fields are per spatial axis of the model input: a tensor is *spatial* while it keeps the input's
 layout ``(N, C, *spatial)``; after a flatten or a global reduction it is not, and its field stays
@@ -18,7 +20,7 @@ fixed from then on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from stridelab.arith import (
     MisalignedError,
@@ -28,6 +30,7 @@ from stridelab.arith import (
     padding_pairs,
     resize_window,
 )
+from stridelab.arith.equivalent import sampled_window, sampling_ratio
 
 Pair = tuple[int, int]
 
@@ -51,13 +54,30 @@ SHAPE_OPS = frozenset({"view", "_unsafe_view", "reshape", "flatten", "squeeze", 
 
 
 @dataclass(frozen=True)
+class FieldSteps:
+    """How a resize / adaptive pool changes the field, per axis: a transposed window
+    (``up_kernel``, ``up_stride``, ``up_padding``) then a plain window (``kernel``, ``stride``,
+    ``padding`` before). An axis with a whole-number ratio uses one of the two and leaves the other
+    at the identity (kernel 1, stride 1, padding 0).
+    """
+
+    up_kernel: tuple[int, ...]
+    up_stride: tuple[int, ...]
+    up_padding: tuple[Pair, ...]
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class Window:
     """A sliding window as it acts on one tensor, per spatial axis.
 
     ``kind`` is one of ``conv``, ``transposed``, ``maxpool``, ``avgpool``, ``adaptive``, ``pad``,
     ``resize``, ``crop``, ``global``. ``padding`` holds ``(before, after)`` pairs (for a crop,
     the negative of the removed pixels). ``exact`` is False when the window is a conservative
-    stand-in (a superset of the true region, see the helpers below).
+    stand-in (a superset of the true region, see the helpers below). ``steps``, when set, is how
+    the field really changes (the other fields then describe the window shown in reports).
     """
 
     kind: str
@@ -71,6 +91,7 @@ class Window:
     groups: int = 1
     exact: bool = True
     upsample: tuple[int, ...] | None = None
+    steps: FieldSteps | None = None
 
     @property
     def strided(self) -> bool:
@@ -144,6 +165,11 @@ def _pad_pairs(pad: Sequence[int], ndim: int) -> tuple[Pair, ...]:
 
 
 def _window_effect(field: ReceptiveField, window: Window) -> Effect:
+    steps = window.steps
+    if steps is not None:
+        upsampled = field.then(steps.up_kernel, steps.up_stride, steps.up_padding,
+                               transposed=True)
+        return Effect(upsampled.then(steps.kernel, steps.stride, steps.padding), True, window)
     transposed = window.kind in ("transposed", "resize")
     new = field.then(window.kernel, window.stride, window.padding, window.dilation,
                      transposed=transposed)
@@ -184,16 +210,21 @@ def window_of(name: str, args: Sequence[object], kwargs: dict[str, object],
         ceil = bool(_arg(args, kwargs, 4, "ceil_mode", False))
         return win("avgpool", kernel, stride, pads, ceil_mode=ceil)
     if name in ADAPTIVE_POOLS:
+        steps = _sampled_steps([sampled_window(i, o, "adaptive")
+                                for i, o in zip(spatial_in, spatial_out)])
         if any(o > i for i, o in zip(spatial_in, spatial_out)):
             # Pooling onto a larger grid repeats pixels: exactly a nearest resize when o % i == 0,
-            # otherwise windows of up to two pixels, contained in a linear-resize window.
+            # otherwise windows of up to two pixels at a fractional stride (shown as a resize).
             repeat = all(o % i == 0 for i, o in zip(spatial_in, spatial_out) if o > i)
-            return _resize_window("nearest" if repeat else "linear", (), {}, spatial_in,
-                                  spatial_out)
+            shown = _resize_window("nearest" if repeat else "linear", (), {}, spatial_in,
+                                   spatial_out)
+            exact = all(o % i == 0 if o > i else i % o == 0
+                        for i, o in zip(spatial_in, spatial_out))
+            return replace(shown, exact=exact, steps=steps)
         pairs = [adaptive_window(i, o) for i, o in zip(spatial_in, spatial_out)]
         exact = all(i % o == 0 for i, o in zip(spatial_in, spatial_out))
         return win("adaptive", tuple(k for k, _ in pairs), tuple(s for _, s in pairs),
-                   ((0, 0),) * ndim, exact=exact)
+                   ((0, 0),) * ndim, exact=exact, steps=None if exact else steps)
     if name in PADS:
         pads = _pad_pairs(_arg(args, kwargs, 1, "pad", ()), ndim)  # type: ignore[arg-type]
         return win("pad", ones, ones, pads)
@@ -205,36 +236,84 @@ def window_of(name: str, args: Sequence[object], kwargs: dict[str, object],
     return None
 
 
+def _scales(name: str, args: Sequence[object], kwargs: dict[str, object],
+            ndim: int) -> tuple[float | None, ...]:
+    """The ``scale_factor`` per axis an upsample operator received (None where not given)."""
+    first = 2 if "nearest" in name else 3
+    names = {1: ("scales",), 2: ("scales_h", "scales_w"),
+             3: ("scales_d", "scales_h", "scales_w")}.get(ndim, ())
+    found: list[float | None] = []
+    for axis in range(ndim):
+        value = _arg(args, kwargs, first + axis, names[axis] if axis < len(names) else "")
+        found.append(float(value) if isinstance(value, (int, float)) and value > 0 else None)
+    return tuple(found)
+
+
+def _sampled_steps(windows: Sequence[tuple[int, int, int, int]]) -> FieldSteps:
+    """:class:`FieldSteps` from :func:`sampled_window` results ``(up, kernel, stride, before)``."""
+    ups, kernels, strides, befores = zip(*windows)
+    return FieldSteps(ups, ups, ((0, 0),) * len(windows), kernels, strides, befores)
+
+
+def _resize_steps(name: str, mode: str, align: bool, scales: tuple[float | None, ...],
+                  spatial_in: tuple[int, ...], spatial_out: tuple[int, ...]
+                  ) -> tuple[FieldSteps, bool]:
+    """Field steps of a resize, and whether they are exact.
+
+    An axis upsampled by a whole number ``s`` (ratio exactly ``1 / s``, no ``align_corners``)
+    keeps the exact transposed window of :func:`resize_window`; every other axis uses the
+    fractional-stride window of :func:`sampled_window`, which contains every read.
+    """
+    sampling = "nearest-exact" if "exact" in name else mode
+    up: list[tuple[int, int, Pair]] = []
+    down: list[tuple[int, int, int]] = []
+    exact = True
+    for i, o, scale in zip(spatial_in, spatial_out, scales):
+        ratio = sampling_ratio(i, o, sampling, align_corners=align, scale=scale)
+        if name == "pixel_shuffle" or (ratio.numerator == 1 and (not align or i == o)):
+            factor = -(-o // i) if name == "pixel_shuffle" else ratio.denominator
+            kernel, pad = resize_window(factor, mode)
+            up.append((kernel, factor, pad))
+            down.append((1, 1, 0))
+            continue
+        exact = False
+        q, kernel, stride, before = sampled_window(i, o, sampling, align_corners=align,
+                                                   scale=scale)
+        up.append((q, q, (0, 0)))
+        down.append((kernel, stride, before))
+    return FieldSteps(*zip(*up), *zip(*down)), exact
+
+
 def _resize_window(name: str, args: Sequence[object], kwargs: dict[str, object],
                    spatial_in: tuple[int, ...], spatial_out: tuple[int, ...]) -> Window:
+    """A resize: the window shown in reports (nearest whole-number scale, or the containing
+    adaptive window when downsampling) and the :class:`FieldSteps` its field follows."""
     ndim = len(spatial_in)
     mode = "cubic" if "cubic" in name else "nearest" if "nearest" in name else "linear"
     if name == "pixel_shuffle":
         mode = "nearest"
     align = mode != "nearest" and bool(_arg(args, kwargs, 2, "align_corners", False))
-    kernels, strides, pads, scales = [], [], [], []
-    exact = not align
+    scales = _scales(name, args, kwargs, ndim) if name in RESIZES else (None,) * ndim
+    mixed = any(o > i for i, o in zip(spatial_in, spatial_out)) and any(
+        o < i for i, o in zip(spatial_in, spatial_out))
+    shown: list[tuple[int, int, Pair, int]] = []  # kernel, stride, padding, upsampling
     for i, o in zip(spatial_in, spatial_out):
-        if o >= i:
+        if o >= i and mixed:  # shown as one pixel: a window cannot upsample some axes only
+            shown.append((1, 1, (0, 0), 1))
+        elif o >= i:
             scale = -(-o // i)
-            exact = exact and o % i == 0
             kernel, pad = resize_window(scale, mode) if scale > 1 else (1, (0, 0))
-            kernels.append(kernel)
-            strides.append(scale)
-            pads.append(pad)
-            scales.append(scale)
+            shown.append((kernel, scale, pad, scale))
         else:  # downsampling by interpolation: the adaptive-pooling window contains every read
             kernel, stride = adaptive_window(i, o)
-            exact = False
-            kernels.append(kernel + (2 if mode != "nearest" else 0))
-            strides.append(stride)
-            pads.append((1, 1) if mode != "nearest" else (0, 0))
-            scales.append(1)
-    if any(s > 1 for s in scales) and any(s == 1 for s in strides):
-        exact = False  # mixed up/down resizing: approximated axis by axis
-    kind = "resize" if all(o >= i for i, o in zip(spatial_in, spatial_out)) else "avgpool"
-    return Window(kind, tuple(kernels), tuple(strides), tuple(pads), (1,) * ndim, spatial_in,
-                  spatial_out, exact=exact, upsample=tuple(scales))
+            wide = mode != "nearest"
+            shown.append((kernel + 2 * wide, stride, (1, 1) if wide else (0, 0), 1))
+    kernels, strides, pads, scale_shown = zip(*shown)
+    steps, exact = _resize_steps(name, mode, align, scales, spatial_in, spatial_out)
+    kind = "adaptive" if mixed else "resize" if all(
+        o >= i for i, o in zip(spatial_in, spatial_out)) else "avgpool"
+    return Window(kind, kernels, strides, pads, (1,) * ndim, spatial_in, spatial_out,
+                  exact=exact, upsample=scale_shown, steps=steps)
 
 
 def effect_of(name: str, args: Sequence[object], kwargs: dict[str, object],

@@ -11,8 +11,9 @@ shortcut projection) so that the default variants have identical ``state_dict`` 
   the conv at stride 1, then after its activation a pool that subsamples (kernel = stride, 'same'
   padding; BlurPool: binomial 3x3, Zhang 2019).
 * ``shortcut`` when the shape changes: ``"B"`` 1x1 conv + BN projection; ``"A"`` subsample and
-  zero-pad channels (parameter-free, He 2016 CIFAR); ``"D"`` average pool, then 1x1 conv + BN
-  (He et al. 2019, "Bag of Tricks").
+  append zero channels (parameter-free, He 2016 CIFAR); ``"D"`` average pool, then 1x1 conv + BN
+  (He et al. 2019, "Bag of Tricks"; always an average pool, whatever ``downsample`` says). In the
+  pool modes, B and A subsample with the block's pool instead of a stride.
 """
 
 from __future__ import annotations
@@ -127,11 +128,12 @@ class _Block(nn.Module):
     expansion = 1
     pool: nn.Module | None
 
-    def _strided_3x3_or_1x1(self, kernel: int, in_channels: int, out_channels: int, stride: int,
+    @staticmethod
+    def _strided_3x3_or_1x1(kernel: int, in_channels: int, out_channels: int, stride: int,
                             groups: int, dilation: int, downsample: str,
-                            padding: str) -> nn.Module:
-        """The conv that carries the block's stride (``downsample`` decides how; sets self.pool)."""
-        self.pool = None
+                            padding: str) -> tuple[nn.Module, nn.Module | None]:
+        """The conv that carries the block's stride and the pool that follows it, if any
+        (``downsample`` decides which)."""
         pooled = stride > 1 and downsample in ("maxpool", "avgpool", "blurpool")
         conv_stride = 1 if pooled else stride
         if kernel == 3:
@@ -139,11 +141,11 @@ class _Block(nn.Module):
         else:
             conv = conv1x1(in_channels, out_channels, conv_stride, padding)
         if pooled:
-            self.pool = make_pool(downsample, out_channels, stride)
-        elif stride > 1 and downsample == "space_to_depth":
+            return conv, make_pool(downsample, out_channels, stride)
+        if stride > 1 and downsample == "space_to_depth":
             nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            return space_to_depth_conv(conv)
-        return conv
+            return space_to_depth_conv(conv), None
+        return conv, None
 
 
 class BasicBlock(_Block):
@@ -161,10 +163,11 @@ class BasicBlock(_Block):
         if groups != 1 or width_per_group != 64:
             raise ValueError("BasicBlock supports only groups=1 and width_per_group=64")
         # The stride sits on conv1 (the first 3x3), or moves to a pool after relu(bn1).
-        self.conv1 = self._strided_3x3_or_1x1(3, in_channels, width, stride, 1, dilation,
-                                              downsample, padding)
+        self.conv1, pool = self._strided_3x3_or_1x1(3, in_channels, width, stride, 1, dilation,
+                                                    downsample, padding)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
+        self.pool = pool
         self.conv2 = conv3x3(width, width, 1, 1, dilation, padding)
         self.bn2 = nn.BatchNorm2d(width)
         self.downsample = make_shortcut(shortcut, in_channels, width, stride, downsample, padding)
@@ -202,18 +205,20 @@ class Bottleneck(_Block):
         out_channels = width * self.expansion
         on_3x3 = stride_on == "3x3"
         # The stride sits on conv2 (3x3, v1.5) or conv1 (1x1, original), or moves to a pool.
+        pool: nn.Module | None = None
         if on_3x3:
             self.conv1: nn.Module = conv1x1(in_channels, inner, 1, padding)
         else:
-            self.conv1 = self._strided_3x3_or_1x1(1, in_channels, inner, stride, 1, 1,
-                                                  downsample, padding)
+            self.conv1, pool = self._strided_3x3_or_1x1(1, in_channels, inner, stride, 1, 1,
+                                                        downsample, padding)
         self.bn1 = nn.BatchNorm2d(inner)
         if on_3x3:
-            self.conv2: nn.Module = self._strided_3x3_or_1x1(3, inner, inner, stride, groups,
-                                                             dilation, downsample, padding)
+            self.conv2, pool = self._strided_3x3_or_1x1(3, inner, inner, stride, groups,
+                                                        dilation, downsample, padding)
         else:
             self.conv2 = conv3x3(inner, inner, 1, groups, dilation, padding)
         self.bn2 = nn.BatchNorm2d(inner)
+        self.pool = pool
         self.pool_after = 2 if on_3x3 else 1
         self.conv3 = conv1x1(inner, out_channels, 1, padding)
         self.bn3 = nn.BatchNorm2d(out_channels)

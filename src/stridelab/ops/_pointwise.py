@@ -43,7 +43,7 @@ def backward(
         grad_weight = np.matmul(g.T, _sub_last(x, geom)).reshape(w.shape)
     if need_x:
         gsub = np.matmul(g, w2).reshape(geom.batch, *geom.out_size, geom.in_channels)
-        if any(s != 1 for s in geom.stride):
+        if any(s != 1 for s in geom.stride) or geom.out_size != geom.in_size:
             full = np.zeros((geom.batch, *geom.in_size, geom.in_channels), dtype=g.dtype)
             index = (slice(None), *_sample_index(geom), slice(None))
             copy_into(full[index], gsub)

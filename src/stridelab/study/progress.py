@@ -25,6 +25,8 @@ class RichProgress:
             TextColumn("loss {task.fields[loss]:.3f}  acc {task.fields[acc]:5.1%}"),
             TimeElapsedColumn(), TimeRemainingColumn(), console=console,
         )
+        self.console = console
+        self.label = ""
         self.task: TaskID | None = None
         self.loss: float | None = None
         self.acc: float | None = None
@@ -38,6 +40,7 @@ class RichProgress:
 
     def start(self, label: str, total_steps: int, completed_steps: int) -> None:
         self.loss = self.acc = None
+        self.label = label
         self.task = self.progress.add_task(label, total=total_steps, completed=completed_steps,
                                            loss=float("nan"), acc=0.0)
 
@@ -51,3 +54,7 @@ class RichProgress:
     def finish(self) -> None:
         if self.task is not None:
             self.progress.update(self.task, completed=self.progress.tasks[-1].total)
+        if not self.console.is_terminal and self.loss is not None and self.acc is not None:
+            # No live bars in a log file: one line per finished run instead.
+            self.console.print(f"{self.label}: trained, loss {self.loss:.3f}, "
+                               f"train accuracy {self.acc:.1%}")
