@@ -29,7 +29,7 @@ test: lint types
 	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 fuzz: $(STAMP)
-	STRIDELAB_FUZZ=1 $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider tests/arith tests/ops
+	STRIDELAB_FUZZ=1 $(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do \

@@ -11,7 +11,15 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stridelab.nn import AvgPool2d, Conv1d, Conv2d, Conv3d, MaxPool2d
+from stridelab.nn import (
+    AvgPool2d,
+    BlurPool2d,
+    Conv1d,
+    Conv2d,
+    Conv3d,
+    MaxPool2d,
+    space_to_depth_conv,
+)
 from tests._budget import budget
 
 
@@ -143,9 +151,10 @@ def test_onnx_export_same_stride2(tmp_path: object, dynamo: bool) -> None:
     import pathlib
 
     model = torch.nn.Sequential(Conv2d(3, 4, 3, stride=2, padding="same"),
-                                MaxPool2d(3, 2, padding="same"),
+                                MaxPool2d(3, 2, padding="same"), BlurPool2d(4),
+                                space_to_depth_conv(Conv2d(4, 4, 3, stride=3, padding=0)),
                                 AvgPool2d(2, 2, padding="same_lower", count_include_pad=False))
-    x = torch.randn(1, 3, 15, 16)
+    x = torch.randn(1, 3, 55, 61)
     path = pathlib.Path(str(tmp_path)) / "m.onnx"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tracer notes that the 'same' padding is traced per size

@@ -212,13 +212,16 @@ class Bottleneck(_Block):
             self.conv1, pool = self._strided_3x3_or_1x1(1, in_channels, inner, stride, 1, 1,
                                                         downsample, padding)
         self.bn1 = nn.BatchNorm2d(inner)
+        if not on_3x3:
+            self.pool = pool  # registered where it runs: after relu(bn1)
         if on_3x3:
             self.conv2, pool = self._strided_3x3_or_1x1(3, inner, inner, stride, groups,
                                                         dilation, downsample, padding)
         else:
             self.conv2 = conv3x3(inner, inner, 1, groups, dilation, padding)
         self.bn2 = nn.BatchNorm2d(inner)
-        self.pool = pool
+        if on_3x3:
+            self.pool = pool  # after relu(bn2)
         self.pool_after = 2 if on_3x3 else 1
         self.conv3 = conv1x1(inner, out_channels, 1, padding)
         self.bn3 = nn.BatchNorm2d(out_channels)

@@ -54,12 +54,16 @@ class SpaceToDepth(torch.nn.Module):
     def extra_repr(self) -> str:
         return f"block={self.block}"
 
-    def forward(self, x: Tensor) -> Tensor:
-        size = (int(x.shape[-2]), int(x.shape[-1]))
+    def padding_for(self, input_size: Sequence[int]) -> tuple[tuple[int, int], ...]:
+        """``(0, after)`` per axis: zeros appended to reach a multiple of the block."""
+        size = (int(input_size[-2]), int(input_size[-1]))
         pairs = same_padding(size, self.block, self.block)
-        after = [sum(pair) for pair in pairs]  # type: ignore[arg-type]
-        if any(after):
-            x = F.pad(x, [0, after[1], 0, after[0]])
+        return tuple((0, p[0] + p[1]) for p in pairs if isinstance(p, tuple))
+
+    def forward(self, x: Tensor) -> Tensor:
+        (_, bottom), (_, right) = self.padding_for(tuple(x.shape[-2:]))
+        if bottom or right:
+            x = F.pad(x, [0, right, 0, bottom])
         return space_to_depth(x, self.block)
 
 
