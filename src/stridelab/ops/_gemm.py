@@ -20,7 +20,7 @@ from stridelab.ops._gradbuffer import GradBuffer
 from stridelab.ops._layout import as_channels_first
 from stridelab.ops._windows import channels_last_padded, copy_into, parallel, window_view
 
-CHUNK_BYTES = 24 << 20  # patch-matrix bytes per batch chunk (stays near the last-level cache)
+CHUNK_BYTES = 64 << 20  # patch-matrix bytes per batch chunk (bigger GEMMs; bounded memory)
 FEW_CHANNELS = 16  # below this, input gradients are accumulated channels-first (long runs)
 
 

@@ -60,7 +60,8 @@ class GradBuffer:
         g = self.geom
         crop = tuple(slice(pb, pb + i) for (pb, _), i in zip(g.pads, g.in_size))
         if not self.channels_first:
-            return np.moveaxis(self.data[(slice(None), *crop, slice(None))], -1, 1)
+            last = (slice(None), *crop, slice(None))
+            return np.moveaxis(self.data[last], -1, 1)
         if all(s == 1 for s in g.stride):
             standard = self.data.reshape(g.batch, self.channels, *self.quotient)
         else:
@@ -71,4 +72,5 @@ class GradBuffer:
                        *(slice(p, None, s) for p, s in zip(phase, g.stride)))
                 src: tuple[int | slice, ...] = (slice(None), slice(None), *phase)
                 copy_into(standard[dst], self.data[src])
-        return standard[(slice(None), slice(None), *crop)]
+        first = (slice(None), slice(None), *crop)
+        return standard[first]
