@@ -57,12 +57,21 @@ def accuracy_vs_macs(results: dict[str, Any]) -> bytes:
 def consistency_vs_stride(results: dict[str, Any]) -> bytes:
     """Shift-consistency (%) against the final effective stride (log2 axis)."""
     figure, axes = plt.subplots(figsize=(6, 4.2))
-    for index, variant in enumerate(results["variants"]):
+    same_stride: dict[float, int] = {}
+    for variant in results["variants"]:
         stride = float(max(variant["static"]["effective_stride"]))
+        same_stride[stride] = same_stride.get(stride, 0) + 1
+    placed: dict[float, int] = {}
+    for variant in results["variants"]:
+        stride = float(max(variant["static"]["effective_stride"]))
+        # Variants with the same stride are spread a little sideways so none hides another.
+        rank = placed.get(stride, 0)
+        placed[stride] = rank + 1
+        x = stride * 2 ** (0.12 * (rank - (same_stride[stride] - 1) / 2))
         cons, std = _mean(variant, "consistency", 100)
-        axes.errorbar(stride, cons, yerr=std, fmt="o", markersize=7, capsize=3)
-        axes.annotate(variant["name"], (stride, cons), textcoords="offset points",
-                      xytext=(6, 4 - 10 * (index % 3)), fontsize=8)
+        axes.errorbar(x, cons, yerr=std, fmt="o", markersize=7, capsize=3)
+        axes.annotate(variant["name"], (x, cons), textcoords="offset points",
+                      xytext=(6, 4 - 10 * (rank % 2)), fontsize=8)
     axes.set_xscale("log", base=2)
     axes.set_xlabel("effective stride of the last feature map (log2 scale)")
     axes.set_ylabel("shift-consistency (%)")
