@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test fuzz bench lint types pictures golden install clean
+
+.PHONY: demo tour test fuzz bench lint types pictures golden install clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,7 +17,10 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py
+	$(VENV)/bin/stridelab study --overwrite
+
+tour: $(STAMP)
+	$(PY) scripts/tour.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests benchmarks scripts

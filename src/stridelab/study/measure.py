@@ -141,7 +141,7 @@ def training_memory(model: nn.Module, splits: Splits, settings: TrainSettings,
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
         loss = F.cross_entropy(clone(images), labels)
-        loss.backward()
+        torch.autograd.backward(loss)
         optimizer.step()
         torch.cuda.synchronize(device)
         return {"peak_train_bytes": int(torch.cuda.max_memory_allocated(device)),
@@ -158,7 +158,7 @@ def training_memory(model: nn.Module, splits: Splits, settings: TrainSettings,
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
         loss = F.cross_entropy(clone(images), labels)
-    loss.backward()
+    torch.autograd.backward(loss)
     optimizer.step()
     param_bytes = sum(p.numel() * p.element_size() for p in clone.parameters())
     state_bytes = sum(v.numel() * v.element_size() for state in optimizer.state.values()

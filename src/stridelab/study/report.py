@@ -129,7 +129,8 @@ def highlights(results: dict[str, Any]) -> list[str]:
     variants = results["variants"]
 
     def best(metric: str, largest: bool = True) -> dict[str, Any]:
-        ranked = sorted(variants, key=lambda v: v["summary"][metric]["mean"], reverse=largest)
+        ranked: list[dict[str, Any]] = sorted(
+            variants, key=lambda v: v["summary"][metric]["mean"], reverse=largest)
         return ranked[0]
 
     accurate, consistent = best("test_accuracy"), best("consistency")

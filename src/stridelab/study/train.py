@@ -108,7 +108,7 @@ def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int,
     handful of images every epoch."""
     generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
     order = torch.randperm(n_images, generator=generator)
-    batches = list(order.split(batch_size))
+    batches = list(torch.split(order, batch_size))
     if len(batches) > 1 and len(batches[-1]) < max(2 * world_size, batch_size // 2):
         batches.pop()
     return batches, generator
@@ -129,7 +129,7 @@ def predict(model: nn.Module, images: torch.Tensor, splits: Splits, device: torc
     """Predicted class of every image (model in eval mode), as a CPU int64 tensor."""
     model.eval()
     out = [model(splits.normalize(chunk.to(device))).argmax(dim=1).cpu()
-           for chunk in images.split(batch_size)]
+           for chunk in torch.split(images, batch_size)]
     return torch.cat(out)
 
 
@@ -185,7 +185,7 @@ def train_model(model: nn.Module, splits: Splits, settings: TrainSettings, *, se
             logits = trained(images)
             loss = F.cross_entropy(logits, labels)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            torch.autograd.backward(loss)
             optimizer.step()
             scheduler.step()
             batch_correct = float((logits.argmax(dim=1) == labels).sum())

@@ -1,4 +1,4 @@
-"""`make demo` before the study exists: a short tour of the stride arithmetic CLI."""
+"""`make tour`: a short tour of the stride arithmetic CLI (the commands in the README)."""
 
 from __future__ import annotations
 
