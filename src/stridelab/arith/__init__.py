@@ -3,7 +3,14 @@
 Imports nothing outside the standard library. See ``shared/reference/arithmetic.md``.
 """
 
-from stridelab.arith._check import PADDING_STRINGS, PaddingPair, PaddingSpec
+from stridelab.arith._check import (
+    PADDING_STRINGS,
+    PaddingPair,
+    PaddingSpec,
+    check_int,
+    is_int,
+    per_axis,
+)
 from stridelab.arith.equivalent import adaptive_window, resize_window
 from stridelab.arith.explain import explain
 from stridelab.arith.field import MisalignedError, ReceptiveField, hull
@@ -24,9 +31,10 @@ from stridelab.arith.sizes import (
 from stridelab.arith.solve import Solution, solve
 
 __all__ = [
-    "PADDING_STRINGS", "Layer", "MisalignedError", "PaddingPair", "PaddingSpec", "ReceptiveField",
-    "Solution", "Step", "adaptive_window", "conv_output_size", "dropped_pixels", "effective_kernel",
-    "explain", "hull", "output_padding_for", "padding_pairs", "parse_layer", "parse_layers",
-    "pool_output_size", "receptive_field", "resize_window", "same_padding", "solve", "spatial_ndim",
-    "trace", "transposed_output_size", "uncovered_pixels", "windows",
+    "Layer", "MisalignedError", "PADDING_STRINGS", "PaddingPair", "PaddingSpec", "ReceptiveField",
+    "Solution", "Step", "adaptive_window", "check_int", "conv_output_size", "dropped_pixels",
+    "effective_kernel", "explain", "hull", "is_int", "output_padding_for", "padding_pairs",
+    "parse_layer", "parse_layers", "per_axis", "pool_output_size", "receptive_field",
+    "resize_window", "same_padding", "solve", "spatial_ndim", "trace", "transposed_output_size",
+    "uncovered_pixels", "windows",
 ]

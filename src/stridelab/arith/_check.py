@@ -13,6 +13,8 @@ Conventions used across the project:
 
 from __future__ import annotations
 
+import numbers
+import operator
 from collections.abc import Sequence
 
 PaddingPair = tuple[int, int]
@@ -24,18 +26,18 @@ PADDING_STRINGS = ("valid", "same", "same_lower")
 
 
 def is_int(value: object) -> bool:
-    """True for real integers (``bool`` is rejected: ``True`` is not a size)."""
-    return isinstance(value, int) and not isinstance(value, bool)
+    """True for integers, NumPy's included (any ``numbers.Integral``); ``bool`` is rejected."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an int >= ``minimum``; otherwise raise a message naming ``name``."""
+    """Return ``value`` as an int if it is an integer >= ``minimum``; else a message naming ``name``."""
     if not is_int(value):
         raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
-    assert isinstance(value, int)
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value}")
-    return value
+    number = operator.index(value)  # type: ignore[arg-type]  # is_int checked Integral
+    if number < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {number}")
+    return number
 
 
 def ndim_of(size: object) -> int:

@@ -8,23 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from stridelab.arith import check_int, per_axis
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 LAYOUTS = {3: "(N, C, L)", 4: "(N, C, H, W)", 5: "(N, C, D, H, W)"}
-
-
-def is_int(value: object) -> bool:
-    """True for Python and NumPy integers (``bool`` is rejected: ``True`` is not a size)."""
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-
-
-def check_int(name: str, value: object, minimum: int) -> int:
-    """``value`` as an int if it is an integer >= ``minimum``; the message names ``name``."""
-    if not is_int(value):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
-    number: int = int(value)  # type: ignore[call-overload]
-    if number < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {number}")
-    return number
 
 
 def check_array(name: str, value: object) -> np.ndarray:
@@ -129,15 +116,4 @@ def check_bool(name: str, value: object) -> bool:
     return bool(value)
 
 
-def spatial_tuple(name: str, value: object, ndim: int, minimum: int) -> tuple[int, ...]:
-    """One int per spatial axis (an int is broadcast); messages name ``name``."""
-    if is_int(value):
-        return (check_int(name, value, minimum),) * ndim
-    if isinstance(value, (tuple, list)):
-        if len(value) != ndim:
-            raise ValueError(
-                f"{name} must be an int or a tuple of {ndim} ints (one per spatial axis), "
-                f"got {tuple(value)!r}"
-            )
-        return tuple(check_int(f"{name}[{a}]", v, minimum) for a, v in enumerate(value))
-    raise TypeError(f"{name} must be an int or a tuple of ints, got {value!r} ({type(value).__name__})")
+spatial_tuple = per_axis  # one int per spatial axis; messages name the argument

@@ -23,8 +23,8 @@ from math import prod
 import numpy as np
 
 from stridelab import arith
-from stridelab.arith import PaddingSpec
-from stridelab.ops._checks import check_bool, check_grad, check_input, check_int, spatial_tuple
+from stridelab.arith import PaddingSpec, check_int
+from stridelab.ops._checks import check_bool, check_grad, check_input, spatial_tuple
 from stridelab.ops._geometry import ConvGeometry, resolve_padding
 from stridelab.ops._windows import tap_index
 
