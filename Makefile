@@ -27,7 +27,7 @@ lint: $(STAMP)
 
 types: $(STAMP)
 	$(VENV)/bin/mypy --strict src/stridelab/arith
-	$(VENV)/bin/mypy src/stridelab/cli src/stridelab/inspect src/stridelab/ops src/stridelab/nn
+	$(VENV)/bin/mypy src/stridelab
 
 test: lint types
 	$(VENV)/bin/pytest -q -n $(PYTEST_WORKERS) -p no:cacheprovider

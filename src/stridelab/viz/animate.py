@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,13 +62,25 @@ def frame_strip(frames: Sequence[Image.Image], columns: int = 4) -> Image.Image:
     return sheet
 
 
-def _atomic_save(path: Path, save: object) -> None:
-    """Write through a temporary file in the same directory, then ``os.replace``."""
+def _current_umask() -> int:
+    """The process umask (``os.umask`` can only be read by setting it, so set it back at once)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_save(path: Path, save: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same directory, then ``os.replace``.
+
+    ``save(tmp_path)`` writes the content. The file gets the permissions of a normally created
+    file (``0o666`` minus the umask), not the private ``0o600`` of :func:`tempfile.mkstemp`.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save(tmp)  # type: ignore[operator]
+        save(tmp)
+        os.chmod(tmp, 0o666 & ~_current_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -85,11 +97,11 @@ def save_gif(frames: Sequence[Image.Image], path: Path, frame_ms: int) -> None:
         paletted[0].save(tmp, format="GIF", save_all=True, append_images=paletted[1:],
                          duration=durations if len(frames) > 1 else frame_ms * 3, loop=0,
                          optimize=False, disposal=1)
-    _atomic_save(path, save)
+    atomic_save(path, save)
 
 
 def save_png(image: Image.Image, path: Path) -> None:
-    _atomic_save(path, lambda tmp: to_palette(image).save(tmp, format="PNG", optimize=True))
+    atomic_save(path, lambda tmp: to_palette(image).save(tmp, format="PNG", optimize=True))
 
 
 def animate(
@@ -132,4 +144,5 @@ def animate(
     return Animation(plan, renderer.layout, vals, frames, target)
 
 
-__all__ = ["FORMATS", "Animation", "animate", "format_for", "frame_strip", "save_gif"]
+__all__ = ["FORMATS", "Animation", "animate", "atomic_save", "format_for", "frame_strip",
+           "save_gif", "save_png"]

@@ -101,7 +101,8 @@ class Layout:
 
 def make_layout(plan: FramePlan, cell: int, text_lines: int) -> Layout:
     label = 18  # index labels / panel titles above and left of each grid
-    top = MARGIN + 2 * (TITLE_SIZE + 5) + label + 4
+    # title + step lines, then the grid title (drawn 34 px above the grid) and index labels
+    top = MARGIN + 2 * (TITLE_SIZE + 5) + 34 + 6
     in_w, in_h = len(plan.input_cols) * cell, len(plan.input_rows) * cell
     out_w, out_h = len(plan.output_cols) * cell, len(plan.output_rows) * cell
     input_origin = (MARGIN + label, top)
