@@ -31,7 +31,7 @@ def animate_padding(text: str) -> PaddingSpec:
     padding = padding_arg(text)
     if "," in text and "x" not in text.lower() and isinstance(padding, tuple):
         before, after = padding
-        return ((before, after), (before, after))  # type: ignore[return-value]
+        return ((before, after), (before, after))
     return padding
 
 

@@ -1,8 +1,10 @@
 """1x1 convolutions without padding: a subsample (1/prod(stride) of the input) and one GEMM.
 
-The subsample is gathered channels-last, ``(N * positions, C_in)``, so the whole batch is one
-well-shaped matrix product with ``W.T`` (one large GEMM is much faster than ``N`` per-image
-products); the result is returned as a channels-first view of channels-last memory.
+The layout decides the product. A channels-first (C-contiguous NCHW) input is subsampled in place
+of its layout and multiplied as ``W @ X[n]`` per image (a batched GEMM of ``(C_out, C_in)`` by
+``(C_in, positions)``): no transpose of the input at all. Any other input is gathered
+channels-last, ``(N * positions, C_in)``, so the whole batch is one matrix product with ``W.T``, and
+the result is a channels-first view of channels-last memory.
 """
 
 from __future__ import annotations
@@ -26,8 +28,18 @@ def _sub_last(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     return sub.reshape(geom.batch * geom.out_positions, geom.in_channels)
 
 
+def _forward_channels_first(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    index = (slice(None), slice(None), *_sample_index(geom))
+    sub = contiguous(x[index])
+    flat = sub.reshape(geom.batch, geom.in_channels, geom.out_positions)
+    out: np.ndarray = np.matmul(w2, flat)  # (N, C_out, positions), already NCHW
+    return out.reshape(geom.batch, geom.out_channels, *geom.out_size)
+
+
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     w2 = w.reshape(geom.out_channels, geom.in_channels)
+    if x.flags.c_contiguous:
+        return _forward_channels_first(x, w2, geom)
     out = np.matmul(_sub_last(x, geom), w2.T)
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 

@@ -59,10 +59,6 @@ class FrameValues:
     outputs: tuple[np.ndarray, ...]
 
 
-def _ops_args(spec: ConvSpec) -> dict[str, object]:
-    return {"stride": spec.stride, "padding": spec.padding, "dilation": spec.dilation}
-
-
 def _value_at(inputs: np.ndarray, cell: Cell) -> float:
     row, col = cell
     inside = 0 <= row < inputs.shape[0] and 0 <= col < inputs.shape[1]
@@ -81,7 +77,8 @@ def frame_values(plan: FramePlan) -> FrameValues:
     products: list[tuple[Product, ...]] = []
     outputs: list[np.ndarray] = []
     if not spec.transposed:
-        output = np.asarray(ops.conv(x, w, **_ops_args(spec)))[0, 0]
+        output = np.asarray(ops.conv(x, w, stride=spec.stride, padding=spec.padding,
+                                     dilation=spec.dilation))[0, 0]
         so_far = np.full(spec.output_size, np.nan)
         for frame in plan.frames:
             products.append(tuple(Product(_value_at(inputs, cell), float(weight[tap]))
@@ -90,8 +87,12 @@ def frame_values(plan: FramePlan) -> FrameValues:
             so_far[orow, ocol] = output[orow, ocol]
             outputs.append(so_far.copy())
     else:
-        output = np.asarray(ops.conv_transpose(x, w, output_padding=spec.output_padding,
-                                               **_ops_args(spec)))[0, 0]
+        def transposed(inp: np.ndarray) -> np.ndarray:
+            return np.asarray(ops.conv_transpose(
+                inp, w, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
+                output_padding=spec.output_padding))[0, 0]
+
+        output = transposed(x)
         mask = np.zeros_like(inputs)
         written = np.zeros(spec.output_size, dtype=bool)
         for frame in plan.frames:
@@ -99,9 +100,7 @@ def frame_values(plan: FramePlan) -> FrameValues:
             value = float(inputs[irow, icol])
             products.append(tuple(Product(value, float(weight[tap])) for tap in frame.taps))
             mask[irow, icol] = 1.0
-            partial = np.asarray(ops.conv_transpose((inputs * mask)[None, None], w,
-                                                    output_padding=spec.output_padding,
-                                                    **_ops_args(spec)))[0, 0]
+            partial = transposed((inputs * mask)[None, None])
             for row, col in frame.output_cells:
                 if 0 <= row < written.shape[0] and 0 <= col < written.shape[1]:
                     written[row, col] = True
