@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from itertools import product
 from pathlib import Path
 
@@ -186,15 +188,18 @@ def test_gif_pixels_show_the_footprint(tmp_path: Path) -> None:
             assert rgb.getpixel(layout.probe("input", cell)) == COLORS["padding"]
 
 
-def test_saved_files_get_normal_permissions(tmp_path: Path) -> None:
-    old = os.umask(0o022)
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640), (0o002, 0o664)])
+def test_saved_files_get_normal_permissions(tmp_path: Path, umask: int, mode: int) -> None:
+    old = os.umask(umask)
     try:
         animate(3, 2, path=tmp_path / "a.gif")
         animate(3, 2, path=tmp_path / "a.png")
+        (tmp_path / "plain").touch()  # what the OS gives a normally created file
     finally:
         os.umask(old)
+    assert stat.S_IMODE((tmp_path / "plain").stat().st_mode) == mode
     for name in ("a.gif", "a.png"):
-        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == mode
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
@@ -300,3 +305,17 @@ def test_cli_unknown_suffix_without_format(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["animate", "--input", "5", "--kernel", "3", "-o", str(tmp_path / "a.bmp")]) == 2
     assert "format" in capsys.readouterr().err
+
+
+def test_imports_stay_light() -> None:
+    code = ("import sys, stridelab.viz, stridelab.cli.animate; "
+            "heavy = [m for m in ('torch', 'matplotlib') if m in sys.modules]; "
+            "assert not heavy, heavy")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_cli_summary_counts_dropped(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["animate", "--input", "6x7", "--kernel", "3", "--stride", "2",
+                 "-o", str(tmp_path / "d.gif")]) == 0
+    assert arith.dropped_pixels((6, 7), 3, 2) == (1, 0)
+    assert "dropped pixels: 7 (last 1 rows, last 0 columns)" in capsys.readouterr().out

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from stridelab import arith
 from stridelab.arith import PaddingSpec
 from stridelab.cli._args import padding_arg, size_type
 
@@ -84,7 +85,11 @@ def run(args: argparse.Namespace) -> int:
     per = "input position" if spec.transposed else "output position"
     summary = f"{spec.describe()}; {frames} frames (one per {per})"
     if not spec.transposed:
+        rows, cols = arith.dropped_pixels(spec.input_size, spec.kernel, spec.stride,
+                                          spec.padding, spec.dilation)  # type: ignore[misc]
         summary += f"; dropped pixels: {len(plan.dropped)}"
+        if plan.dropped:
+            summary += f" (last {rows} rows, last {cols} columns)"
         unread_gaps = len(plan.unread - plan.dropped)
         if unread_gaps:
             summary += f", never read (gaps): {unread_gaps}"

@@ -11,8 +11,11 @@ them when called.
 
 from stridelab.viz.animate import Animation, animate, frame_strip
 from stridelab.viz.geometry import ConvSpec, Frame, FramePlan, animation_frames, conv_spec
+from stridelab.viz.overlay import OverlayGeometry, overlay_geometry, receptive_field_overlay
+from stridelab.viz.pyramid import PyramidStage, pyramid_stages, size_pyramid
 
 __all__ = [
     "Animation", "ConvSpec", "Frame", "FramePlan", "animate", "animation_frames", "conv_spec",
-    "frame_strip",
+    "frame_strip", "OverlayGeometry", "overlay_geometry", "receptive_field_overlay",
+    "PyramidStage", "pyramid_stages", "size_pyramid",
 ]

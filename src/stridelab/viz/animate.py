@@ -63,7 +63,15 @@ def frame_strip(frames: Sequence[Image.Image], columns: int = 4) -> Image.Image:
 
 
 def _current_umask() -> int:
-    """The process umask (``os.umask`` can only be read by setting it, so set it back at once)."""
+    """The process umask: read from ``/proc/self/status`` where it exists (Linux; no change to
+    process state), else by setting and at once restoring it with ``os.umask``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0o022)
     os.umask(mask)
     return mask

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stridelab.viz.geometry import Cell, ConvSpec, FramePlan
+from stridelab.viz.geometry import Cell, FramePlan
 
 
 def example_input(height: int, width: int) -> np.ndarray:
@@ -88,9 +88,11 @@ def frame_values(plan: FramePlan) -> FrameValues:
             outputs.append(so_far.copy())
     else:
         def transposed(inp: np.ndarray) -> np.ndarray:
-            return np.asarray(ops.conv_transpose(
+            full = np.asarray(ops.conv_transpose(
                 inp, w, stride=spec.stride, padding=spec.padding, dilation=spec.dilation,
-                output_padding=spec.output_padding))[0, 0]
+                output_padding=spec.output_padding))
+            plane: np.ndarray = full[0, 0]
+            return plane
 
         output = transposed(x)
         mask = np.zeros_like(inputs)
