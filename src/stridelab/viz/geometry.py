@@ -70,16 +70,9 @@ def _pair(name: str, value: object, minimum: int) -> Pair:
 
 
 def _per_axis(name: str, value: object, minimum: int) -> Pair:
-    if isinstance(value, bool) or not isinstance(value, (int, tuple, list)):
-        raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {value!r}")
-    values = (value, value) if isinstance(value, int) else tuple(value)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, int):
-            raise TypeError(f"{name} must be an int or a (height, width) pair of ints, "
-                            f"got {value!r}")
-        if v < minimum:
-            raise ValueError(f"{name} must be >= {minimum} on every axis, got {value!r}")
-    return values[0], values[1]
+    """One int per axis (height, width), validated by :func:`stridelab.arith.per_axis`."""
+    height, width = arith.per_axis(name, value, 2, minimum)
+    return height, width
 
 
 def conv_spec(
