@@ -111,7 +111,8 @@ keeps the channels-last memory the engine computes in, as PyTorch's channels_las
   unit-stride run. No dense result is ever subsampled and no inserted zero is multiplied
   (tests/ops/test_work.py counts the BLAS multiply-adds: exactly the strided MACs).
 - Depthwise convolutions use their own tap-accumulation path (no patch matrix).
-- Results are NCHW-shaped arrays with channels-last memory (as `torch.channels_last`).
+- Results are NCHW-shaped arrays with channels-last memory (as `torch.channels_last`), except
+  1x1 convolutions of a C-contiguous input: one batched `W @ X` GEMM per image, no input transpose.
 
 ## Notes
 

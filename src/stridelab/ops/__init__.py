@@ -8,9 +8,10 @@ Speed: strided convolutions only visit output positions (cost 1/prod(stride) of 
 the heavy lifting is one BLAS matrix product per batch chunk, so NumPy's BLAS sets the pace
 (see docs/ops-benchmark.md).
 
-Layout: results are ``(N, C, *spatial)`` arrays whose memory is channels-last (a transposed
-view, like ``torch.channels_last``), because that is how the engine computes; feed them back in
-as they are (the fast path), or call ``np.ascontiguousarray`` if C order is needed.
+Layout: results are ``(N, C, *spatial)`` arrays. Their memory is channels-last (a transposed view,
+like ``torch.channels_last``) because that is how the engine computes, except for 1x1 convolutions
+of a C-contiguous input, which are one batched ``W @ X`` product and come back in C order. Feed
+results back in as they are, or call ``np.ascontiguousarray`` if C order is needed.
 """
 
 from stridelab.ops.conv import conv, conv_backward
