@@ -76,3 +76,13 @@ def test_arith_imports_only_the_standard_library() -> None:
             "sys.stdlib_module_names and m.split('.')[0] != 'stridelab']; print(sorted(bad))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_before_after_pair_applies_to_every_axis(capsys) -> None:  # type: ignore[no-untyped-def]
+    """`--padding 0,1` is before 0 / after 1 on both axes of a 2-D input (not 0 on H, 1 on W)."""
+    assert main("size --input 8x8 --kernel 3 --stride 2 --padding 0,1 --json".split()) == 0
+    layer = json.loads(capsys.readouterr().out)["layers"][0]
+    assert layer["padding"] == [[0, 1], [0, 1]] and layer["output"] == [4, 4]
+    assert main("size --input 8x8 --kernel 3 --stride 2 --padding 0x1 --json".split()) == 0
+    layer = json.loads(capsys.readouterr().out)["layers"][0]
+    assert layer["padding"] == [[0, 0], [1, 1]] and layer["output"] == [3, 4]

@@ -38,8 +38,21 @@ def padding_arg(text: str) -> PaddingSpec:
         )
     if len(axes) == 1:
         only = axes[0]
-        return only[0] if len(only) == 1 else (only[0], only[1])
+        # A bare "B,A" is one (before, after) pair for every axis: see broadcast_padding.
+        return only[0] if len(only) == 1 else ((only[0], only[1]),)
     return tuple(axis[0] if len(axis) == 1 else (axis[0], axis[1]) for axis in axes)  # type: ignore[return-value]
+
+
+def broadcast_padding(padding: PaddingSpec, ndim: int) -> PaddingSpec:
+    """Repeat a single ``(before, after)`` pair from :func:`padding_arg` on all ``ndim`` axes.
+
+    ``--padding 0,1`` means "0 before, 1 after" on every axis; without this a 2-D input would
+    read it as one value per axis.
+    """
+    if (isinstance(padding, tuple) and len(padding) == 1 and isinstance(padding[0], tuple)
+            and ndim > 1):
+        return padding * ndim
+    return padding
 
 
 def size_type(name: str) -> Callable[[str], int | tuple[int, ...]]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from stridelab import arith
 from stridelab.arith import PaddingSpec
-from stridelab.cli._args import padding_arg, size_type
+from stridelab.cli._args import broadcast_padding, padding_arg, size_type
 
 FORMAT_CHOICES = ("gif", "png")
 
@@ -29,11 +29,7 @@ def animate_padding(text: str) -> PaddingSpec:
     reading: a bare ``B,A`` pair (no ``x``) means before ``B`` / after ``A`` on *both* axes, not
     ``B`` on the height axis and ``A`` on the width axis (write ``BxA`` for that).
     """
-    padding = padding_arg(text)
-    if "," in text and "x" not in text.lower() and isinstance(padding, tuple):
-        before, after = padding
-        return ((before, after), (before, after))
-    return padding
+    return broadcast_padding(padding_arg(text), 2)
 
 
 def add_parser(subparsers: Any) -> None:

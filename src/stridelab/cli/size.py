@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from stridelab import arith
-from stridelab.cli._args import padding_arg, size_type
+from stridelab.cli._args import broadcast_padding, padding_arg, size_type
 from stridelab.cli._table import render_table
 
 
@@ -71,6 +71,7 @@ def step_record(step: arith.Step) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.padding = broadcast_padding(args.padding, arith.spatial_ndim(args.input))
     if args.layers:
         if args.kernel is not None or args.pool or args.transposed:
             raise ValueError("--layers replaces --kernel/--pool/--transposed; give one or the other")

@@ -99,7 +99,7 @@ class Layout:
         return x0 + 3, y0 + 3
 
 
-def make_layout(plan: FramePlan, cell: int, text_lines: int) -> Layout:
+def make_layout(plan: FramePlan, cell: int, text_lines: int, min_width: int = 560) -> Layout:
     label = 18  # index labels / panel titles above and left of each grid
     # title + step lines, then the grid title (drawn 34 px above the grid) and index labels
     top = MARGIN + 2 * (TITLE_SIZE + 5) + 34 + 6
@@ -109,7 +109,7 @@ def make_layout(plan: FramePlan, cell: int, text_lines: int) -> Layout:
     gap = max(48, cell + 16)
     output_origin = (input_origin[0] + in_w + gap + label, top)
     grids_bottom = top + max(in_h, out_h)
-    width = max(output_origin[0] + out_w + MARGIN, 560)
+    width = max(output_origin[0] + out_w + MARGIN, min_width)
     height = grids_bottom + 10 + text_lines * (TITLE_SIZE + 6) + 2 * 20 + MARGIN
     return Layout(plan, cell, input_origin, output_origin, width, height, grids_bottom + 10)
 
@@ -127,7 +127,7 @@ def _overlaps(plan: FramePlan) -> list[Counter[Cell]]:
 def _legend(plan: FramePlan) -> list[tuple[str, str]]:
     if plan.spec.transposed:
         items = [("tap", "input being scattered"), ("current", "patch it writes (x kernel)"),
-                 ("written", "written by 1 input"), ("written3", "by 3+ inputs")]
+                 ("written", "written by 1 input"), ("written2", "by 2"), ("written3", "by 3+")]
         if plan.output_cropped:
             items.append(("padding", "cropped by padding"))
         if plan.unwritten:
@@ -151,8 +151,10 @@ class Renderer:
         self.plan = plan
         self.values = values
         size = cell if cell is not None else choose_cell_size(plan, values is not None)
-        self.layout = make_layout(plan, size, 2)
         self.title_font = _font(TITLE_SIZE)
+        probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        title_width = int(probe.textlength(plan.spec.describe(), font=self.title_font))
+        self.layout = make_layout(plan, size, 2, max(560, title_width + 2 * MARGIN))
         self.cell_font = _font(max(9, int(size * 0.4)))
         self.small_font = _font(max(8, int(size * 0.28)))
         self.overlaps = _overlaps(plan) if plan.spec.transposed else []
