@@ -15,12 +15,7 @@ from stridelab.ops._windows import copy_into
 
 def channels_last(a: np.ndarray) -> np.ndarray:
     """``a`` as a contiguous ``(N, *S, C)`` array (no copy when it already is in memory)."""
-    moved = np.moveaxis(a, 1, -1)
-    if moved.flags.c_contiguous:
-        return moved
-    out = np.empty(moved.shape, dtype=a.dtype)
-    copy_into(out, moved)
-    return out
+    return contiguous(np.moveaxis(a, 1, -1))
 
 
 def contiguous(a: np.ndarray) -> np.ndarray:
