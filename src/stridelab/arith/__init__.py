@@ -23,7 +23,9 @@ from stridelab.arith.sizes import (
     padding_pairs,
     pool_output_size,
     same_padding,
+    same_total_padding,
     spatial_ndim,
+    split_same_padding,
     transposed_output_size,
     uncovered_pixels,
     windows,
@@ -35,6 +37,6 @@ __all__ = [
     "Solution", "Step", "adaptive_window", "check_int", "conv_output_size", "dropped_pixels",
     "effective_kernel", "explain", "hull", "is_int", "output_padding_for", "padding_pairs",
     "parse_layer", "parse_layers", "per_axis", "pool_output_size", "receptive_field",
-    "resize_window", "same_padding", "solve", "spatial_ndim", "trace", "transposed_output_size",
-    "uncovered_pixels", "windows",
+    "resize_window", "same_padding", "same_total_padding", "solve", "split_same_padding",
+    "spatial_ndim", "trace", "transposed_output_size", "uncovered_pixels", "windows",
 ]

@@ -10,6 +10,7 @@ padding before / after, ``k_eff = d * (k - 1) + 1``. Every function takes an int
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 from stridelab.arith._check import (
     IntOrTuple,
@@ -46,16 +47,62 @@ def effective_kernel(kernel: IntOrTuple, dilation: IntOrTuple = 1) -> int | tupl
                       [d * (k - 1) + 1 for k, d in zip(ks, ds)])
 
 
+class IntLike(Protocol):
+    """What :func:`same_total_padding` needs of a size: ``+ - * // %`` with ints.
+
+    ``int``, ``torch.SymInt`` (``torch.export`` with dynamic shapes), a size traced as a 0-d
+    tensor (``torch.jit.trace``, the legacy ONNX exporter) and a wrapper around ONNX graph values
+    all qualify.
+    """
+
+    def __add__(self, other: int, /) -> Any: ...
+    def __radd__(self, other: int, /) -> Any: ...
+    def __sub__(self, other: int, /) -> Any: ...
+    def __rsub__(self, other: int, /) -> Any: ...
+    def __mul__(self, other: Any, /) -> Any: ...
+    def __floordiv__(self, other: int, /) -> Any: ...
+    def __mod__(self, other: int, /) -> Any: ...
+
+
+SizeT = TypeVar("SizeT", bound=IntLike)
+
+
+def same_total_padding(size: SizeT, k_eff: int, stride: int) -> SizeT:
+    """Total 'same' padding ``t = max((ceil(i / s) - 1) * s + k_eff - i, 0)``, branch-free.
+
+    With ``i = q * s + r`` and ``r = (i - 1) % s + 1`` in ``[1, s]``, ``(ceil(i / s) - 1) * s - i
+    = -r``, so ``t = max(k_eff - r, 0)``. When ``k_eff >= s`` the max never binds; otherwise
+    ``a = k_eff - r`` lies in ``[1 - s, s - 2]`` and ``max(a, 0) = a * ((a + s) // s)``. Only
+    ``+ - * // %`` on non-negative operands are used (no comparison, no ``max``), so the formula
+    gives the same answer on an ``int``, a ``torch.SymInt`` and a traced size, and exports to an
+    ONNX graph whose truncating ``Div`` agrees with ``//``. ``k_eff`` and ``stride`` are ints >= 1.
+    """
+    remainder = (size - 1) % stride + 1
+    excess = k_eff - remainder
+    if k_eff >= stride:
+        return cast(SizeT, excess)
+    return cast(SizeT, excess * ((excess + stride) // stride))
+
+
+def split_same_padding(total: SizeT, mode: str = "upper") -> tuple[SizeT, SizeT]:
+    """``(before, after)`` of a 'same' total: SAME_UPPER puts the odd pixel after, SAME_LOWER before.
+
+    Like :func:`same_total_padding` it uses only ``//`` and ``-``, so ``total`` may be symbolic.
+    """
+    if mode not in SAME_MODES:
+        raise ValueError(f"mode must be one of {SAME_MODES}, got {mode!r}")
+    small = total // 2
+    large = cast(SizeT, total - small)
+    return (small, large) if mode == "upper" else (large, small)
+
+
 def _same_total(size: int, k_eff: int, stride: int) -> int:
-    """Total 'same' padding ``t = max((ceil(i / s) - 1) * s + k_eff - i, 0)``."""
-    out = -(-size // stride)
-    return max((out - 1) * stride + k_eff - size, 0)
+    """Total 'same' padding for a known size (see :func:`same_total_padding`)."""
+    return same_total_padding(size, k_eff, stride)
 
 
 def _split_same(total: int, mode: str) -> PaddingPair:
-    """SAME_UPPER puts the odd pixel after, SAME_LOWER before."""
-    small, large = total // 2, total - total // 2
-    return (small, large) if mode == "upper" else (large, small)
+    return split_same_padding(total, mode)
 
 
 def same_padding(
@@ -327,6 +374,6 @@ def windows(
 
 __all__: Sequence[str] = (
     "conv_output_size", "dropped_pixels", "effective_kernel", "output_padding_for", "padding_pairs",
-    "pool_output_size", "same_padding", "spatial_ndim", "transposed_output_size", "uncovered_pixels",
-    "windows", "is_int",
+    "pool_output_size", "same_padding", "same_total_padding", "spatial_ndim", "split_same_padding",
+    "transposed_output_size", "uncovered_pixels", "windows", "is_int",
 )
