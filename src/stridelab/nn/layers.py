@@ -25,6 +25,7 @@ from torch import Tensor
 
 from stridelab.arith import PaddingPair, padding_pairs
 from stridelab.arith._check import check_padding_string
+from stridelab.nn._export import SameWindow, exporting, native_same, same_pad
 
 PaddingArg = int | str | Sequence[int] | Sequence[Sequence[int]]
 PadSplit = tuple[tuple[int, ...], list[int] | None]
@@ -82,6 +83,20 @@ class PaddingResolver:
             return self.static_split
         return split_padding(self.pairs(tuple(x.shape[-self.ndim:])), self.fold)
 
+    def export_window(self, op_type: str, native_ok: bool,
+                      attrs: tuple[tuple[str, Any], ...] = ()) -> SameWindow | None:
+        """How to export a size-dependent 'same' padding (``None`` when the padding is static).
+
+        ``native_ok`` is the caller's part of the ``auto_pad`` condition (zero padding, no
+        ``ceil_mode``...); the resolver adds dilation 1 and ``kernel >= stride`` on every axis.
+        """
+        if self.static_pairs is not None:
+            return None
+        native = (native_ok and all(d == 1 for d in self.dilation)
+                  and all(k >= s for k, s in zip(self.kernel, self.stride)))
+        return SameWindow(op_type, "upper" if self.spec == "same" else "lower", self.kernel,
+                          self.stride, self.dilation, native, attrs)
+
 
 class _PaddedConvMixin:
     """Shared forward for Conv1d/2d/3d: explicit pad of the excess, then the folded conv."""
@@ -104,6 +119,24 @@ class _PaddedConvMixin:
         return self._resolver.pairs(input_size)
 
     def _conv_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+        if exporting():
+            window = self._resolver.export_window(
+                "Conv", self.padding_mode == "zeros", (("group", self.groups),))
+            if window is not None:
+                return self._export_forward(input, weight, bias, window)
+        return self._eager_forward(input, weight, bias)
+
+    def _export_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None,
+                        window: SameWindow) -> Tensor:
+        """Exact at every input size in ONNX: ``auto_pad`` or in-graph padding (see _export)."""
+        if window.native:
+            return native_same(input, window, self._eager_forward, (weight, bias))
+        mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
+        padded = same_pad(input, window, mode)
+        return type(self)._functional(padded, weight, bias, self.stride, 0, self.dilation,
+                                      self.groups)
+
+    def _eager_forward(self, input: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         folded, explicit = self._resolver.resolve(input)
         if explicit is not None:
             mode = "constant" if self.padding_mode == "zeros" else self.padding_mode
@@ -197,6 +230,17 @@ class MaxPool2d(torch.nn.MaxPool2d):
         return self._resolver.pairs(input_size)
 
     def forward(self, input: Tensor) -> Any:
+        if exporting():
+            window = self._resolver.export_window("MaxPool", not self.ceil_mode)
+            if window is not None:
+                if window.native:
+                    return native_same(input, window, self._eager_forward)
+                padded = same_pad(input, window, "constant", float("-inf"))
+                return F.max_pool2d(padded, self.kernel_size, self.stride, 0, self.dilation,
+                                    ceil_mode=self.ceil_mode)
+        return self._eager_forward(input)
+
+    def _eager_forward(self, input: Tensor) -> Any:
         folded, explicit = self._resolver.resolve(input)
         if explicit is not None:
             input = F.pad(input, explicit, mode="constant", value=float("-inf"))
@@ -231,6 +275,25 @@ class AvgPool2d(torch.nn.AvgPool2d):
                             self.divisor_override)
 
     def forward(self, input: Tensor) -> Tensor:
+        if exporting():
+            native_ok = not self.ceil_mode and self.divisor_override is None
+            window = self._resolver.export_window(
+                "AveragePool", native_ok, (("count_include_pad", int(self.count_include_pad)),))
+            if window is not None:
+                return self._export_forward(input, window)
+        return self._eager_forward(input)
+
+    def _export_forward(self, input: Tensor, window: SameWindow) -> Tensor:
+        """Exact at every input size in ONNX: ``auto_pad`` or in-graph padding (see _export)."""
+        if window.native:
+            return native_same(input, window, self._eager_forward)
+        padded = same_pad(input, window)
+        if self.count_include_pad or self.divisor_override is not None:
+            return self._pool(padded, (0, 0), True)
+        ones = same_pad(torch.ones_like(input[:1, :1]), window)
+        return self._pool(padded, (0, 0), True) / self._pool(ones, (0, 0), True)
+
+    def _eager_forward(self, input: Tensor) -> Tensor:
         folded, explicit = self._resolver.resolve(input)
         if explicit is None:
             return self._pool(input, folded, self.count_include_pad)
