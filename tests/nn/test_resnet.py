@@ -145,16 +145,24 @@ def test_cifar_resnet20_numbers() -> None:
 
 @pytest.mark.parametrize("dynamo", [False, True])
 def test_onnx_resnet18_same_padding(tmp_path: pathlib.Path, dynamo: bool) -> None:
+    """Exported once with dynamic height and width; equal to PyTorch at every size tried."""
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
     model = resnet18(num_classes=10, padding="same").eval()
     x = torch.randn(1, 3, 67, 64)
     path = tmp_path / "resnet18_same.onnx"
+    if dynamo:
+        dims = {2: torch.export.Dim("h", min=1, max=4096), 3: torch.export.Dim("w", min=1, max=4096)}
+        dynamic: dict[str, object] = {"dynamic_shapes": (dims,)}
+    else:
+        dynamic = {"dynamic_axes": {"x": {2: "h", 3: "w"}}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), dynamo=dynamo)
+        torch.onnx.export(model, (x,), str(path), dynamo=dynamo, input_names=["x"], **dynamic)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
-    with torch.no_grad():
-        diff = (torch.from_numpy(got) - model(x)).abs().max().item()
-    assert diff <= 1e-4
+    for h, w in [(67, 64), (32, 32), (33, 31), (64, 17), (1, 1), (45, 70), (97, 50), (2, 40)]:
+        x = torch.randn(1, 3, h, w)
+        (got,) = session.run(None, {"x": x.numpy()})
+        with torch.no_grad():
+            diff = (torch.from_numpy(got) - model(x)).abs().max().item()
+        assert diff <= 1e-4, (h, w, diff)

@@ -89,7 +89,7 @@ class SameWindow:
 
 def legacy_exporting() -> bool:
     """True while the TorchScript-based exporter (``dynamo=False``) traces."""
-    return torch.jit.is_tracing() and torch.onnx.is_in_onnx_export()
+    return torch.onnx.is_in_onnx_export() and torch.jit.is_tracing()  # type: ignore[attr-defined,no-untyped-call]
 
 
 def exporting() -> bool:
@@ -239,18 +239,45 @@ class _NativeSame(torch.autograd.Function):
 def same_pad(x: Tensor, window: SameWindow, mode: str = "constant", value: float = 0.0) -> Tensor:
     """Pad ``x`` by the 'same' amounts for its own size, exactly in eager mode and both exporters."""
     if legacy_exporting():
-        return _SamePad.apply(x, window, mode, value)  # type: ignore[no-any-return]
-    pads = window.torch_pad(list(x.shape[-window.ndim:]))  # ints or torch.SymInt
+        return _SamePad.apply(x, window, mode, value)  # type: ignore[no-untyped-call,no-any-return]
+    if exporting() and _symbolic_sizes(x, window.ndim):
+        return _dynamo_same_pad(x, window, mode, value)
+    pads = window.torch_pad([int(i) for i in x.shape[-window.ndim:]])
     if mode == "constant":
         return F.pad(x, pads, mode="constant", value=value)
     return F.pad(x, pads, mode=mode)
+
+
+def _dynamo_same_pad(x: Tensor, window: SameWindow, mode: str, value: float) -> Tensor:
+    """ONNX ``Shape -> Gather -> arith formula -> Pad``, built from int64 tensors.
+
+    The formula is evaluated on tensors rather than on ``torch.SymInt``: the exporter lowers a
+    SymInt ``//`` to ONNX's truncating ``Div`` (onnxscript assumes non-negative operands), and
+    sympy may rewrite ``(c - m) // 2`` into ``c // 2 + (-m) // 2``, which then rounds the wrong
+    way. Tensor ``//`` lowers to a sign-correct floor division. The SymInt shape passed along is
+    metadata only.
+    """
+    rank = x.dim()
+    shape = torch.onnx.ops.symbolic("Shape", [x], {}, dtype=torch.int64, shape=[rank])
+    sizes = [shape[rank - window.ndim + axis:rank - window.ndim + axis + 1]
+             for axis in range(window.ndim)]
+    pairs = window.pairs(sizes)
+    zeros = torch.zeros(2, dtype=torch.int64)
+    pads = torch.cat([zeros[:2], *(b for b, _ in pairs), zeros[:2], *(a for _, a in pairs)])
+    meta = window.pairs(list(x.shape[-window.ndim:]))
+    out_shape = [*x.shape[:2], *(i + b + a for i, (b, a) in zip(x.shape[-window.ndim:], meta))]
+    inputs: list[Tensor] = [x, pads]
+    if mode == "constant":
+        inputs.append(torch.tensor(value, dtype=x.dtype))
+    return torch.onnx.ops.symbolic("Pad", inputs, {"mode": ONNX_PAD_MODES[mode]},
+                                   dtype=x.dtype, shape=out_shape)
 
 
 def native_same(x: Tensor, window: SameWindow, eager: Callable[..., Tensor],
                 params: Sequence[Tensor | None] = ()) -> Tensor:
     """The ONNX op with ``auto_pad`` when exporting dynamic sizes; ``eager(x, *params)`` otherwise."""
     if legacy_exporting():
-        return _NativeSame.apply(x, window, eager, *params)  # type: ignore[no-any-return]
+        return _NativeSame.apply(x, window, eager, *params)  # type: ignore[no-untyped-call,no-any-return]
     if exporting() and _symbolic_sizes(x, window.ndim):
         weight = params[0] if params else None
         attrs = window.onnx_attrs()

@@ -32,13 +32,16 @@ PadSplit = tuple[tuple[int, ...], list[int] | None]
 PaddingMode = Literal["zeros", "reflect", "replicate", "circular"]
 
 
-def split_padding(pairs: Sequence[PaddingPair], fold: bool) -> PadSplit:
+def split_padding(pairs: Sequence[PaddingPair], fold: bool,
+                  limit: Sequence[int] | None = None) -> PadSplit:
     """Split per-axis ``(before, after)`` pairs into the part folded into the op and ``F.pad`` args.
 
-    With ``fold`` the symmetric part ``min(before, after)`` goes to the op; otherwise everything is
-    explicit. The ``F.pad`` list is ordered last axis first, or ``None`` when nothing is explicit.
+    With ``fold`` the symmetric part ``min(before, after)`` goes to the op, at most ``limit`` per
+    axis (torch's pools accept at most ``kernel // 2``); otherwise everything is explicit. The
+    ``F.pad`` list is ordered last axis first, or ``None`` when nothing is explicit.
     """
-    folded = tuple(min(b, a) if fold else 0 for b, a in pairs)
+    caps = limit if limit is not None else [max(p) for p in pairs]
+    folded = tuple(min(b, a, cap) if fold else 0 for (b, a), cap in zip(pairs, caps))
     explicit: list[int] = []
     for (b, a), f in zip(reversed(tuple(pairs)), reversed(folded)):
         explicit += [b - f, a - f]
@@ -49,9 +52,10 @@ class PaddingResolver:
     """Turns a padding spec into (folded, explicit) padding, statically when it can."""
 
     def __init__(self, padding: PaddingArg, kernel: tuple[int, ...], stride: tuple[int, ...],
-                 dilation: tuple[int, ...], fold: bool) -> None:
+                 dilation: tuple[int, ...], fold: bool, pool: bool = False) -> None:
         self.spec: Any = check_padding_string(padding) if isinstance(padding, str) else padding
         self.kernel, self.stride, self.dilation, self.fold = kernel, stride, dilation, fold
+        self.fold_limit = tuple(k // 2 for k in kernel) if pool else None
         self.ndim = len(kernel)
         try:
             static: tuple[PaddingPair, ...] | None = padding_pairs(
@@ -61,7 +65,8 @@ class PaddingResolver:
                 raise
             static = None  # 'same' with stride > 1: depends on the input size
         self.static_pairs = static
-        self.static_split = None if static is None else split_padding(static, fold)
+        self.static_split = (None if static is None
+                             else split_padding(static, fold, self.fold_limit))
 
     @property
     def torch_padding(self) -> Any:
@@ -81,7 +86,7 @@ class PaddingResolver:
     def resolve(self, x: Tensor) -> PadSplit:
         if self.static_split is not None:
             return self.static_split
-        return split_padding(self.pairs(tuple(x.shape[-self.ndim:])), self.fold)
+        return split_padding(self.pairs(tuple(x.shape[-self.ndim:])), self.fold, self.fold_limit)
 
     def export_window(self, op_type: str, native_ok: bool,
                       attrs: tuple[tuple[str, Any], ...] = ()) -> SameWindow | None:
@@ -218,7 +223,7 @@ class MaxPool2d(torch.nn.MaxPool2d):
         kernel = _pair("kernel_size", kernel_size)
         strides = kernel if stride is None else _pair("stride", stride)
         self._resolver = PaddingResolver(padding, kernel, strides, _pair("dilation", dilation),
-                                         fold=True)
+                                         fold=True, pool=True)
         self.padding = self._resolver.torch_padding
         split = self._resolver.static_split
         if return_indices and (split is None or split[1] is not None):
@@ -263,7 +268,7 @@ class AvgPool2d(torch.nn.AvgPool2d):
         super().__init__(kernel_size, stride, 0, ceil_mode, count_include_pad, divisor_override)
         kernel = _pair("kernel_size", kernel_size)
         strides = kernel if stride is None else _pair("stride", stride)
-        self._resolver = PaddingResolver(padding, kernel, strides, (1, 1), fold=True)
+        self._resolver = PaddingResolver(padding, kernel, strides, (1, 1), fold=True, pool=True)
         self.padding = self._resolver.torch_padding
 
     def padding_for(self, input_size: Sequence[int]) -> tuple[PaddingPair, ...]:
@@ -288,10 +293,22 @@ class AvgPool2d(torch.nn.AvgPool2d):
         if window.native:
             return native_same(input, window, self._eager_forward)
         padded = same_pad(input, window)
-        if self.count_include_pad or self.divisor_override is not None:
+        if self.divisor_override is not None:
+            return self._window_sum(padded) / self.divisor_override
+        if self.count_include_pad:
             return self._pool(padded, (0, 0), True)
         ones = same_pad(torch.ones_like(input[:1, :1]), window)
         return self._pool(padded, (0, 0), True) / self._pool(ones, (0, 0), True)
+
+    def _window_sum(self, padded: Tensor) -> Tensor:
+        """Window sums of a padded input (every window full): mean times the window size. The
+        legacy exporter drops ``divisor_override`` from ``AveragePool``, so it is applied here."""
+        if self.ceil_mode:
+            raise NotImplementedError("AvgPool2d with 'same' padding, divisor_override and "
+                                      "ceil_mode=True cannot be exported exactly to ONNX")
+        kernel = self._resolver.kernel
+        mean = F.avg_pool2d(padded, kernel, self.stride, 0, False, True, None)
+        return mean * float(kernel[0] * kernel[1])
 
     def _eager_forward(self, input: Tensor) -> Tensor:
         folded, explicit = self._resolver.resolve(input)
