@@ -16,6 +16,9 @@ from stridelab.arith.explain import explain
 from stridelab.arith.field import MisalignedError, ReceptiveField, hull
 from stridelab.arith.layers import Layer, Step, parse_layer, parse_layers, receptive_field, trace
 from stridelab.arith.sizes import (
+    POOL_CONVENTIONS,
+    check_convention,
+    check_pool_padding,
     conv_output_size,
     dropped_pixels,
     effective_kernel,
@@ -27,6 +30,7 @@ from stridelab.arith.sizes import (
     spatial_ndim,
     split_same_padding,
     transposed_output_size,
+    transposed_padding,
     uncovered_pixels,
     windows,
 )
@@ -38,5 +42,6 @@ __all__ = [
     "effective_kernel", "explain", "hull", "is_int", "output_padding_for", "padding_pairs",
     "parse_layer", "parse_layers", "per_axis", "pool_output_size", "receptive_field",
     "resize_window", "same_padding", "same_total_padding", "solve", "split_same_padding",
-    "spatial_ndim", "trace", "transposed_output_size", "uncovered_pixels", "windows",
+    "spatial_ndim", "trace", "transposed_output_size", "transposed_padding", "uncovered_pixels",
+    "windows", "POOL_CONVENTIONS", "check_convention", "check_pool_padding",
 ]

@@ -206,29 +206,56 @@ def conv_output_size(
     return shape_like(template, out)
 
 
+POOL_CONVENTIONS = ("torch", "onnx")
+
+
+def check_convention(convention: object) -> str:
+    """``"torch"`` (PyTorch's pooling rules, the default) or ``"onnx"``."""
+    if convention not in POOL_CONVENTIONS:
+        raise ValueError(f"convention must be one of {POOL_CONVENTIONS}, got {convention!r}")
+    return str(convention)
+
+
+def check_pool_padding(pads: Sequence[PaddingPair], kernel: Sequence[int],
+                       convention: str = "torch") -> None:
+    """PyTorch's pooling limit: each side's padding at most ``kernel // 2`` (ONNX: no limit).
+
+    PyTorch checks the kernel size, not the dilated span. Under ``convention="onnx"`` any
+    padding is accepted, as ONNX MaxPool / AveragePool do.
+    """
+    if check_convention(convention) == "onnx":
+        return
+    for axis, (pad, k) in enumerate(zip(pads, kernel)):
+        if max(pad) > k // 2:
+            raise ValueError(
+                f"pooling padding must be at most half the kernel ({k} // 2 = {k // 2}) on "
+                f"axis {axis}, got {pad} (PyTorch's rule; convention='onnx' allows any "
+                f"padding, as ONNX does)"
+            )
+
+
 def pool_output_size(
     size: IntOrTuple, kernel: IntOrTuple, stride: IntOrTuple | None = None,
     padding: PaddingSpec = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
+    convention: str = "torch",
 ) -> int | tuple[int, ...]:
-    """Pooling output size with PyTorch's exact rule.
+    """Pooling output size with PyTorch's (default) or ONNX's exact rule.
 
     Floor mode is the convolution formula. ``ceil_mode``: ``o = ceil((i + p_b + p_a - k_eff) / s)
     + 1``, then ``o -= 1`` when ``(o - 1) * s >= i + p_b`` (the last window would start in the
-    right padding, and PyTorch / ONNX drop it). ``stride=None`` means stride = kernel. Each side's
-    padding must be at most ``kernel // 2``: PyTorch checks the kernel size, not the dilated span.
+    right padding, and PyTorch / ONNX drop it). ``stride=None`` means stride = kernel. The two
+    conventions differ only in the padding allowed: ``"torch"`` limits each side to
+    ``kernel // 2`` (:func:`check_pool_padding`), ``"onnx"`` accepts any padding.
     """
     if not isinstance(ceil_mode, bool):
         raise TypeError(f"ceil_mode must be True or False, got {ceil_mode!r}")
     template = size if isinstance(size, (tuple, list)) else kernel
     _, axes = _axes(size, kernel, kernel if stride is None else stride, padding, dilation)
+    check_pool_padding([pad for _, _, _, pad, _ in axes], [k for _, k, _, _, _ in axes],
+                       convention)
     out = []
     for axis, (i, k, s, pad, d) in enumerate(axes):
         k_eff = d * (k - 1) + 1
-        if max(pad) > k // 2:
-            raise ValueError(
-                f"pooling padding must be at most half the kernel ({k} // 2 = {k // 2}) on "
-                f"axis {axis}, got {pad}"
-            )
         if ceil_mode:
             # In ceil mode the last window may hang past the padded input as long as it starts
             # inside it, so the kernel may exceed the padded input; at least one output must remain.
@@ -298,6 +325,43 @@ def transposed_output_size(
             )
         out.append(o)
     return shape_like(template, out)
+
+
+def transposed_padding(
+    size: IntOrTuple, kernel: IntOrTuple, stride: IntOrTuple = 1, padding: PaddingSpec = 0,
+    dilation: IntOrTuple = 1, output_padding: IntOrTuple = 0,
+    output_shape: IntOrTuple | None = None,
+) -> tuple[tuple[int, int], ...]:
+    """``(before, after)`` padding of a transposed conv per axis, ONNX ConvTranspose's rule.
+
+    With numeric ``padding`` and no ``output_shape`` this is ``padding`` itself. Otherwise the
+    output size ``o`` is ``output_shape`` or, for ``"same"`` / ``"same_lower"``, ``i * s``, and
+    ``total = (i - 1) * s + output_padding + k_eff - o`` is split as ONNX specifies: ``"same"``
+    (SAME_UPPER) puts ``total // 2`` before and the rest after; ``"same_lower"`` and an
+    ``output_shape`` with numeric padding (ONNX's NOTSET) put ``total - total // 2`` before. The
+    total includes ``output_padding``, so 'same' with ``output_padding > 0`` is not the plain
+    'same' split. Values may be negative: a negative ``after`` means extra output positions at
+    the end (they hold only the bias), a negative ``before`` extra positions at the start.
+    """
+    ndim = spatial_ndim(size, kernel, stride, dilation, output_padding,
+                        1 if output_shape is None else output_shape)
+    sizes = per_axis("size", size, ndim, 1)
+    ks = per_axis("kernel", kernel, ndim, 1)
+    ss = per_axis("stride", stride, ndim, 1)
+    ds = per_axis("dilation", dilation, ndim, 1)
+    ops = per_axis("output_padding", output_padding, ndim, 0)
+    name = check_padding_string(padding) if isinstance(padding, str) else None
+    if output_shape is None and name in (None, "valid"):
+        return static_padding(0 if name == "valid" else padding, ndim)
+    if output_shape is not None:
+        outs = per_axis("output_shape", output_shape, ndim, 1)
+    else:
+        outs = tuple(i * s for i, s in zip(sizes, ss))
+    pairs = []
+    for i, k, s, d, op, o in zip(sizes, ks, ss, ds, ops, outs):
+        total = (i - 1) * s + op + d * (k - 1) + 1 - o
+        pairs.append(_split_same(total, "upper" if name == "same" else "lower"))
+    return tuple(pairs)
 
 
 def output_padding_for(
@@ -375,5 +439,6 @@ def windows(
 __all__: Sequence[str] = (
     "conv_output_size", "dropped_pixels", "effective_kernel", "output_padding_for", "padding_pairs",
     "pool_output_size", "same_padding", "same_total_padding", "spatial_ndim", "split_same_padding",
-    "transposed_output_size", "uncovered_pixels", "windows", "is_int",
+    "transposed_output_size", "transposed_padding", "uncovered_pixels", "windows", "is_int",
+    "POOL_CONVENTIONS", "check_convention", "check_pool_padding",
 )

@@ -40,6 +40,15 @@ def check_input(name: str, x: object) -> np.ndarray:
     return arr
 
 
+def check_pool_input(name: str, x: object, allow_int: bool) -> np.ndarray:
+    """Like :func:`check_input`; with ``allow_int`` also any integer dtype (max pooling)."""
+    if allow_int and isinstance(x, np.ndarray) and np.issubdtype(x.dtype, np.integer):
+        if x.ndim not in LAYOUTS or 0 in x.shape:
+            return check_input(name, x.astype(np.float64))  # raises the shape message
+        return x
+    return check_input(name, x)
+
+
 def check_same_dtype(names: tuple[str, ...], arrays: tuple[np.ndarray, ...]) -> None:
     """All arrays share one dtype (no silent upcasts)."""
     dtypes = {a.dtype for a in arrays}
