@@ -16,6 +16,8 @@ GOLDEN_CASES = {
     "size_explain.txt": "size --input 6 --kernel 3 --stride 2 --explain",
     "size_same_2d.txt": "size --input 225x224 --kernel 3 --stride 2 --padding same --explain",
     "size_pool_ceil.txt": "size --input 5 --kernel 2 --stride 2 --padding 1 --pool --ceil --explain",
+    "size_pool_onnx.txt": "size --input 5 --kernel 3 --stride 2 --padding 2 --pool --ceil "
+                          "--convention onnx --explain",
     "size_transposed.txt": "size --input 56 --kernel 4 --stride 2 --padding 1 --transposed",
     "size_chain.json": "size --input 224 --layers c7s2p3,m3s2p1 --json",
     "solve.txt": "solve --input 224 --output 112 --limit 8",
@@ -45,6 +47,8 @@ BAD_ARGS = [
     ("size --input 8 --kernel 3 --stride 0", "stride"),
     ("size --input 8 --kernel 3 --ceil", "--ceil"),
     ("size --input 8 --layers c3,q2", "layer spec"),
+    ("size --input 5 --kernel 3 --padding 2 --pool", "convention='onnx'"),
+    ("size --input 5 --kernel 3 --pool --convention tf", "--convention"),
     ("size --input 8 --kernel 3 --transposed --output-padding 5", "output_padding"),
     ("solve --input 8", "--output"),
     ("solve --input 8 --output 4 --kernel a", "--kernel"),

@@ -62,13 +62,14 @@ def _conv_axis(i: int, k: int, s: int, pad: tuple[int, int], d: int, label: str)
 def explain(
     size: IntOrTuple, kernel: IntOrTuple, stride: IntOrTuple | None = 1, padding: PaddingSpec = 0,
     dilation: IntOrTuple = 1, *, kind: str = "conv", ceil_mode: bool = False,
-    output_padding: IntOrTuple = 0,
+    output_padding: IntOrTuple = 0, convention: str = "torch",
 ) -> str:
     """The output-size computation written out, one block per axis.
 
     ``kind`` is ``"conv"``, ``"pool"`` (``stride=None`` means stride = kernel; ``ceil_mode``) or
-    ``"transposed"``. Floors are written as ``floor(...)`` whenever they discard something, and the
-    input positions no window reaches are listed.
+    ``"transposed"``; ``convention`` is the pooling convention (``"torch"`` or ``"onnx"``,
+    see :func:`~stridelab.arith.pool_output_size`). Floors are written as ``floor(...)``
+    whenever they discard something, and the input positions no window reaches are listed.
     """
     if kind not in EXPLAIN_KINDS:
         raise ValueError(f"kind must be one of {EXPLAIN_KINDS}, got {kind!r}")
@@ -93,7 +94,7 @@ def explain(
         return "\n".join(lines)
     pads = padding_pairs(padding, sizes, ks, ss, ds)
     if kind == "pool":
-        out = pool_output_size(sizes, ks, ss, pads, ds, ceil_mode)
+        out = pool_output_size(sizes, ks, ss, pads, ds, ceil_mode, convention)
     for axis in range(ndim):
         label = f"axis {axis}: " if ndim > 1 else ""
         if isinstance(padding, str):

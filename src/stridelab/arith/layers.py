@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from stridelab.arith._check import PaddingPair, PaddingSpec, check_int, per_axis
 from stridelab.arith.field import ReceptiveField
 from stridelab.arith.sizes import (
+    check_convention,
     conv_output_size,
     dropped_pixels,
     padding_pairs,
@@ -48,10 +49,12 @@ class Layer:
     dilation: int | tuple[int, ...] = 1
     ceil_mode: bool = False
     output_padding: int | tuple[int, ...] = 0
+    convention: str = "torch"  # pools: "torch" (padding <= kernel // 2) or "onnx" (any padding)
 
     def __post_init__(self) -> None:
         if self.kind not in LAYER_KINDS:
             raise ValueError(f"kind must be one of {LAYER_KINDS}, got {self.kind!r}")
+        check_convention(self.convention)
         if self.ceil_mode and self.kind not in ("maxpool", "avgpool"):
             raise ValueError("ceil_mode applies only to kind 'maxpool' or 'avgpool'")
 
@@ -160,7 +163,8 @@ def _step(layer: Layer, size: tuple[int, ...], field: ReceptiveField) -> Step:
         if layer.kind == "conv":
             out = conv_output_size(size, kernel, strides, pads, dilation)
         else:
-            out = pool_output_size(size, kernel, strides, pads, dilation, layer.ceil_mode)
+            out = pool_output_size(size, kernel, strides, pads, dilation, layer.ceil_mode,
+                                   layer.convention)
         dropped_out = dropped_pixels(size, kernel, strides, pads, dilation)
         dropped = dropped_out if isinstance(dropped_out, tuple) else (dropped_out,)
         new_field = field.then(kernel, strides, pads, dilation)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from typing import Any
 
@@ -26,6 +27,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--dilation", type=size_type("--dilation"), default=1)
     parser.add_argument("--pool", action="store_true", help="pooling instead of convolution")
     parser.add_argument("--ceil", action="store_true", help="pooling with ceil_mode=True")
+    parser.add_argument("--convention", choices=arith.POOL_CONVENTIONS, default="torch",
+                        help="pooling rules: torch (padding <= kernel // 2, the default) or onnx "
+                             "(any padding)")
     parser.add_argument("--transposed", action="store_true", help="transposed convolution")
     parser.add_argument("--output-padding", type=size_type("--output-padding"), default=0)
     parser.add_argument("--layers", help="a chain such as c7s2p3,m3s2p1,c3s2p1 (see docs)")
@@ -47,7 +51,7 @@ def _single_layer(args: argparse.Namespace) -> arith.Layer:
     stride = args.stride if args.stride is not None or args.pool else 1
     return arith.Layer(kind=kind, kernel=args.kernel, stride=stride, padding=args.padding,
                        dilation=args.dilation, ceil_mode=args.ceil,
-                       output_padding=args.output_padding)
+                       output_padding=args.output_padding, convention=args.convention)
 
 
 def _axes(values: tuple[Any, ...]) -> str:
@@ -75,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.layers:
         if args.kernel is not None or args.pool or args.transposed:
             raise ValueError("--layers replaces --kernel/--pool/--transposed; give one or the other")
-        layers = arith.parse_layers(args.layers)
+        layers = [dataclasses.replace(layer, convention=args.convention)
+                  for layer in arith.parse_layers(args.layers)]
         names = [part.strip() for part in args.layers.split(",") if part.strip()]
     else:
         layers = [_single_layer(args)]
@@ -100,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"\n{name}:")
             print(arith.explain(step.input_size, layer.kernel, layer.effective_stride_arg,
                                 layer.padding, layer.dilation, kind=kind, ceil_mode=layer.ceil_mode,
-                                output_padding=layer.output_padding))
+                                output_padding=layer.output_padding,
+                                convention=layer.convention))
     dropped = [(n, s) for n, s in zip(names, steps) if any(s.dropped)]
     for name, step in dropped:
         print(f"warning: {name} drops {_axes(step.dropped)} input pixel(s) at the end "
