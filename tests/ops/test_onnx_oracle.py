@@ -186,3 +186,14 @@ def test_max_pool_integer_input_and_indices() -> None:
     _, plane = ops.max_pool(x.astype(np.float32), 2, 1, return_indices=True)
     assert values.dtype == np.int8
     assert (flat - plane == np.arange(2).reshape(1, 2, 1, 1) * 12).all()
+
+
+def test_pool_padding_rule_names_the_option() -> None:
+    x = np.zeros((1, 1, 5), dtype=np.float32)
+    with pytest.raises(ValueError, match="convention='onnx'"):
+        ops.max_pool(x, 3, 1, 2)
+    with pytest.raises(ValueError, match="convention"):
+        ops.avg_pool(x, 3, 1, 1, convention="tensorflow")
+    with pytest.raises(ValueError, match="storage_order"):
+        ops.max_pool(x, 3, 1, 1, storage_order=2)
+    assert ops.max_pool(x, 3, 1, 2, convention="onnx").shape == (1, 1, 7)

@@ -12,6 +12,12 @@ computed once at construction when they do not depend on the input size (numbers
 ``"same"`` at stride 1) and per input size at run time otherwise (``"same"`` with stride > 1, whose
 padding depends on ``i % s``). Other ``padding_mode`` values pad everything explicitly with that mode.
 'same' follows TF / ONNX SAME_UPPER (odd pixel after); 'same_lower' is ONNX SAME_LOWER.
+
+ONNX export (``torch.onnx.export``, both exporters) stays exact at every input size when height
+and width are dynamic: a size-dependent 'same' layer becomes the ONNX op with ``auto_pad`` where
+onnxruntime computes PyTorch's result, else a ``Pad`` whose amounts the graph computes from the
+input's shape with :func:`stridelab.arith.same_total_padding` (see :mod:`stridelab.nn._export`).
+A fixed-size export still gets plain numbers.
 """
 
 from __future__ import annotations
