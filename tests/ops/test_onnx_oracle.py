@@ -197,3 +197,23 @@ def test_pool_padding_rule_names_the_option() -> None:
     with pytest.raises(ValueError, match="storage_order"):
         ops.max_pool(x, 3, 1, 1, storage_order=2)
     assert ops.max_pool(x, 3, 1, 2, convention="onnx").shape == (1, 1, 7)
+
+
+@pytest.mark.parametrize("ceil", [False, True])
+@pytest.mark.parametrize("include", [False, True])
+def test_dilated_pool_backward_is_the_adjoint(ceil: bool, include: bool) -> None:
+    """<pool(x), g> == <x, pool_backward(g)> for avg pooling (linear), with dilation and ONNX
+    padding; max pooling's backward with flat ONNX indices equals the per-plane one."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 3, 9, 8))
+    args = dict(kernel=(3, 2), stride=(2, 3), padding=((2, 3), (1, 0)), ceil_mode=ceil,
+                dilation=(2, 1), convention="onnx")
+    y = ops.avg_pool(x, count_include_pad=include, **args)
+    g = rng.standard_normal(y.shape)
+    gx = ops.avg_pool_backward(g, x, count_include_pad=include, **args)
+    finite = np.isfinite(y)
+    assert np.isclose((y[finite] * g[finite]).sum(), (x * gx).sum())
+    _, flat = ops.max_pool(x, return_indices=True, **args)
+    g = rng.standard_normal(flat.shape)
+    by_flat = ops.max_pool_backward(g, x, indices=flat, **args)
+    assert np.allclose(by_flat, ops.max_pool_backward(g, x, **args))
