@@ -157,10 +157,11 @@ def exported(request: pytest.FixtureRequest,
     """One export per exporter with every spatial axis dynamic (dynamo: ``Dim(min=1)``).
 
     The dynamo exporter is slow on large graphs (~10x the legacy one), so ``make test`` gives it
-    every 6th single layer (all of them under ``STRIDELAB_FUZZ``); the legacy exporter gets all.
+    every 12th single layer of each group (all of them under ``STRIDELAB_FUZZ``); the legacy
+    exporter gets all ~80.
     """
     dynamo = request.param
-    model = _branches(6 if dynamo and not os.environ.get("STRIDELAB_FUZZ") else 1)
+    model = _branches(12 if dynamo and not os.environ.get("STRIDELAB_FUZZ") else 1)
     path = tmp_path_factory.mktemp("onnx") / "branches.onnx"
     examples = [torch.randn(shape) for shape in EXAMPLES]
     threads = torch.get_num_threads()
@@ -180,13 +181,14 @@ def _inputs(stride2: tuple[int, int], n: int) -> list[torch.Tensor]:
 
 
 def test_every_size_1_to_97_and_single_layers(exported: Exported) -> None:
-    """Height and width each run through 1..97 (paired two ways); the single layers see 1..29
-    on every axis (1..9 in 3-D; 6..34 with reflect / replicate / circular padding)."""
+    """Height and width each run through every size 1..97 (w = 37 h mod 97 + 1 pairs them
+    differently); the single layers see 1..29 on every axis (1..9 in 3-D; 6..34 with reflect /
+    replicate / circular padding)."""
     model, session, _ = exported
     torch.manual_seed(2)
     for h in range(1, 98):
-        for w in (_permuted(h, 97, 37), _permuted(h, 97, 60)):
-            _compare(model, session, _inputs((h, w), h), f"{h}x{w}")
+        w = _permuted(h, 97, 37)
+        _compare(model, session, _inputs((h, w), h), f"{h}x{w}")
 
 
 def test_graph_uses_auto_pad_where_onnxruntime_allows_it(exported: Exported) -> None:
@@ -198,7 +200,7 @@ def test_graph_uses_auto_pad_where_onnxruntime_allows_it(exported: Exported) -> 
               if isinstance(m, (Conv1d, Conv2d, Conv3d, MaxPool2d, AvgPool2d))
               and m._resolver.static_pairs is None
               and m._resolver.export_window("X", _native_ok(m)).native]  # type: ignore[union-attr]
-    assert len(auto) == len(native) > 5
+    assert len(auto) == len(native) > 3
 
 
 def _native_ok(layer: torch.nn.Module) -> bool:
