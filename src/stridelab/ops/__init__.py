@@ -1,7 +1,10 @@
 """stridelab.ops: convolution, transposed convolution and pooling in NumPy (no torch).
 
-Channels-first arrays ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes; float32 or float64, and
-the result has the input's dtype. Every size and padding is resolved by :mod:`stridelab.arith`.
+Channels-first arrays ``(N, C, *spatial)`` with 1, 2 or 3 spatial axes; float32 or float64 (max
+pooling also any integer dtype), and the result has the input's dtype. Every size and padding is
+resolved by :mod:`stridelab.arith`. PyTorch's conventions are the default; pooling takes
+``convention="onnx"`` (any padding, flat indices, ``storage_order``) and ``conv_transpose`` ONNX's
+``output_shape``; the ONNX backend node tests for these operators all pass (README).
 Each forward function has a ``*_backward`` that returns the gradients PyTorch's autograd gives.
 
 Speed: strided convolutions only visit output positions (cost 1/prod(stride) of stride 1), and
