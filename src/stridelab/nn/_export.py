@@ -97,7 +97,13 @@ def exporting() -> bool:
 
 
 def _symbolic_sizes(x: Tensor, ndim: int) -> bool:
-    return any(isinstance(i, torch.SymInt) for i in x.shape[-ndim:])
+    """True when ``torch.export`` traces with dynamic spatial sizes (the dynamo exporter)."""
+    dynamic = any(isinstance(i, torch.SymInt) for i in x.shape[-ndim:])
+    if dynamic and not hasattr(torch.onnx, "ops"):
+        raise RuntimeError("exporting a size-dependent 'same' padding with dynamic shapes and "
+                           "dynamo=True needs torch >= 2.8 (torch.onnx.ops); use dynamo=False "
+                           "with dynamic_axes on older torch")
+    return dynamic
 
 
 # -- legacy exporter: autograd Functions with ONNX symbolics ---------------------------------------
