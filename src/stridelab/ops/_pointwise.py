@@ -1,10 +1,14 @@
 """1x1 convolutions without padding: a subsample (1/prod(stride) of the input) and one GEMM.
 
-The layout decides the product. A channels-first (C-contiguous NCHW) input is subsampled in place
-of its layout and multiplied as ``W @ X[n]`` per image (a batched GEMM of ``(C_out, C_in)`` by
-``(C_in, positions)``): no transpose of the input at all. Any other input is gathered
-channels-last, ``(N * positions, C_in)``, so the whole batch is one matrix product with ``W.T``, and
-the result is a channels-first view of channels-last memory.
+The layout decides the product:
+
+* C-contiguous (NCHW) input, stride 1: ``W @ X[n]`` per image (a batched GEMM of
+  ``(C_out, C_in)`` by ``(C_in, positions)``), no copy of the input at all, NCHW result.
+* C-contiguous input, stride > 1: the subsample is copied once as a ``(C_in, N * positions)``
+  matrix (its rows are runs of the NCHW input, so the copy reads only the sampled rows) and the
+  whole batch is one GEMM ``X.T @ W.T``, giving a channels-last result.
+* Any other input is gathered channels-last, ``(N * positions, C_in)``, and multiplied by ``W.T``
+  in one GEMM; the result is a channels-first view of channels-last memory.
 """
 
 from __future__ import annotations
@@ -29,17 +33,28 @@ def _sub_last(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
 
 
 def _forward_channels_first(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
-    index = (slice(None), slice(None), *_sample_index(geom))
-    sub = contiguous(x[index])
-    flat = sub.reshape(geom.batch, geom.in_channels, geom.out_positions)
+    """Stride 1, NCHW: one ``(C_out, C_in) @ (C_in, positions)`` product per image."""
+    flat = x.reshape(geom.batch, geom.in_channels, geom.out_positions)
     out: np.ndarray = np.matmul(w2, flat)  # (N, C_out, positions), already NCHW
     return out.reshape(geom.batch, geom.out_channels, *geom.out_size)
 
 
+def _forward_subsampled(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Strided, NCHW: the ``(C_in, N * positions)`` subsample times ``W.T``, one GEMM."""
+    index = (slice(None), slice(None), *_sample_index(geom))
+    sub = np.empty((geom.in_channels, geom.batch, *geom.out_size), dtype=x.dtype)
+    copy_into(sub, np.moveaxis(x[index], 1, 0))
+    flat = sub.reshape(geom.in_channels, geom.batch * geom.out_positions)
+    out = np.matmul(flat.T, w2.T)  # (N * positions, C_out): channels-last
+    return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
+
+
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     w2 = w.reshape(geom.out_channels, geom.in_channels)
-    if x.flags.c_contiguous:
+    if x.flags.c_contiguous and geom.out_size == geom.in_size:
         return _forward_channels_first(x, w2, geom)
+    if x.flags.c_contiguous:
+        return _forward_subsampled(x, w2, geom)
     out = np.matmul(_sub_last(x, geom), w2.T)
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 
