@@ -109,7 +109,7 @@ class _Blas:
             if self._depth == 0:
                 self._saved = [lib.num_threads for lib in libs]
                 for lib in libs:
-                    lib.set_num_threads(1)
+                    _setter(lib)(1)
             self._depth += 1
         try:
             yield
@@ -118,7 +118,28 @@ class _Blas:
                 self._depth -= 1
                 if self._depth == 0:
                     for lib, count in zip(libs, self._saved):
-                        lib.set_num_threads(count)
+                        _setter(lib)(count)
+
+
+@lru_cache(maxsize=8)
+def _setter(lib: Any) -> Callable[[int], object]:
+    """How to set ``lib``'s thread count from *any* thread.
+
+    Recent OpenBLAS builds ignore ``openblas_set_num_threads`` (threadpoolctl's setter) unless it
+    is called from the thread that loaded the library; ``openblas_set_num_threads_local``
+    changes the same count from any thread, so it is preferred when exported.
+    """
+    if getattr(lib, "internal_api", None) == "openblas":
+        try:
+            import ctypes
+
+            dll = getattr(lib, "dynlib", None) or ctypes.CDLL(lib.filepath)
+            local = dll.openblas_set_num_threads_local
+            local.argtypes, local.restype = [ctypes.c_int], ctypes.c_int
+            return local  # type: ignore[no-any-return]
+        except (OSError, AttributeError):
+            pass
+    return lib.set_num_threads  # type: ignore[no-any-return]
 
 
 def _is_numpys(filepath: str, numpy_dir: Path) -> bool:
