@@ -141,12 +141,12 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 
 ## How stridelab.ops computes these
 
-- General convolutions: the padded input is copied once to channels-last memory. The output
-  positions are cut into pieces whose patch matrix (`rows x taps * C_in`) fills about 3/4 of a
-  core's L2 cache (a band of output rows, or whole images when they are small); each thread
-  gathers a piece into its own reused buffer and multiplies it by the weight matrix with
-  single-threaded BLAS, writing straight into the result. The pieces depend on the geometry
-  only, so the result is bit-identical for every thread count.
+- General convolutions: the padded input is copied once to channels-last memory (into a buffer
+  the calling thread reuses). The output positions are cut into pieces whose patch matrix
+  (`rows x taps * C_in`) is about 1.5 per-core L2 caches (a band of output rows, or whole images
+  when they are small); each thread gathers a piece into its own reused buffer and multiplies it
+  by the weight matrix with single-threaded BLAS, writing straight into the result. The pieces
+  depend on the geometry only, so the result is bit-identical for every thread count.
 - The weight matrix (`(taps * C_in, C_out)`, a transposing copy) is cached per weight array and
   rebuilt when the array or its bytes change.
 - 1x1 strided on an NCHW input: the subsample is copied once as a `(C_in, N x positions)` matrix

@@ -63,7 +63,8 @@ def machine() -> list[str]:
                     for name in ENV_VARS)
     return [
         f"CPU: {_cpu_model()}, {cores()} cores usable, L2 {cache_bytes() >> 10} KiB per core "
-        f"(stridelab's patch buffer: {column_bytes() >> 10} KiB per thread)",
+        f"(stridelab's patch-matrix pieces: {column_bytes() >> 10} KiB forward, "
+        f"{column_bytes(backward=True) >> 10} KiB backward)",
         f"NumPy {np.__version__} BLAS: {_blas()}",
         f"threads: stridelab {current_threads()}, torch {torch.get_num_threads()}; "
         f"Python {platform.python_version()}, torch {torch.__version__}",

@@ -63,7 +63,7 @@ def _against_torch(case: ConvCase, seed: int, dtype: type = np.float64, rtol: fl
 @pytest.fixture
 def tiny_pieces(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Patch matrices of at most 256 bytes: one output row (or less) per piece."""
-    monkeypatch.setattr(_chunks, "column_bytes", lambda: 256)
+    monkeypatch.setattr(_chunks, "column_bytes", lambda backward=False: 256)
     yield
 
 
@@ -100,7 +100,7 @@ def test_pieces_cover_every_output_row_once(case: ConvCase, limit: int) -> None:
 @given(case=conv_cases(ndims=(1, 2, 3)), seed=st.integers(0, 2**31), threads=st.integers(1, 3))
 def test_many_pieces_match_torch(case: ConvCase, seed: int, threads: int) -> None:
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_chunks, "column_bytes", lambda: 256)
+        patch.setattr(_chunks, "column_bytes", lambda backward=False: 256)
         _against_torch(case, seed, threads=threads)
 
 
@@ -125,7 +125,7 @@ def test_chunk_boundaries_match_torch_float64_and_float32(tiny_pieces: None,
     _case(3, 40, 48, (17, 17), 1, 2, 0),  # strided 1x1: one GEMM
 ])
 def test_thread_count_changes_no_bit(case: ConvCase, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_chunks, "column_bytes", lambda: 4096)
+    monkeypatch.setattr(_chunks, "column_bytes", lambda backward=False: 4096)
     x, w, b = _arrays(case, 3, np.float32)
     g = np.random.default_rng(4).standard_normal(
         ops.conv(x, w, b, case.stride, case.padding, 1, case.groups).shape).astype(np.float32)

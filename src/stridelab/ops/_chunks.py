@@ -41,12 +41,16 @@ class Piece:
         return int(self.rows.stop - self.rows.start)
 
 
-def plan(geom: ConvGeometry, itemsize: int, budget: int | None = None) -> list[list[Piece]]:
-    """Units (lists of pieces, in order) covering every output position once."""
+def plan(geom: ConvGeometry, itemsize: int, budget: int | None = None, backward: bool = False
+         ) -> list[list[Piece]]:
+    """Units (lists of pieces, in order) covering every output position once.
+
+    ``budget``: bytes of one piece's patch matrix (default :func:`column_bytes`).
+    """
     first = geom.out_size[0]
     inner = prod(geom.out_size[1:])
     per_position = geom.taps * geom.in_channels * itemsize
-    limit = column_bytes() if budget is None else budget
+    limit = column_bytes(backward) if budget is None else budget
     band = max(1, limit // max(1, inner * per_position))
     positions = geom.out_positions
     units: list[list[Piece]] = []

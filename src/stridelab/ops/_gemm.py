@@ -11,7 +11,6 @@ zeros.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from itertools import product
 
 import numpy as np
@@ -20,7 +19,7 @@ from stridelab.ops._chunks import Piece, plan, stripes
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._gradbuffer import GradBuffer
 from stridelab.ops._layout import as_channels_first
-from stridelab.ops._parallel import BLAS, current_threads, run_workers, shared_counter
+from stridelab.ops._parallel import run_pieces
 from stridelab.ops._weights import WEIGHTS
 from stridelab.ops._windows import channels_last_padded, window_view
 from stridelab.ops._workspace import scratch
@@ -65,24 +64,16 @@ def gather(view: np.ndarray, piece: Piece, geom: ConvGeometry) -> np.ndarray:
     return cols
 
 
-def run_pieces(work: Callable[[int], None], count: int) -> None:
-    """``work(i)`` for ``i < count``, spread over the call's threads (BLAS single-threaded)."""
-    if count == 1:  # one cache-sized piece: no threads to coordinate
-        work(0)
-        return
-    threads = min(current_threads(), count)
-    take = shared_counter()
-
-    def worker() -> None:
-        while (index := take()) < count:
-            work(index)
-
-    with BLAS.single_threaded():
-        run_workers(worker, threads)
+def padded_view(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Window view of ``x`` padded channels-last in this thread's reused ``padded`` buffer."""
+    shape = (geom.batch, *geom.padded_extent, geom.in_channels)
+    buf = channels_last_padded(x, geom.pads, geom.padded_extent,
+                               out=scratch("padded", shape, x.dtype))
+    return window_view(buf, geom)
 
 
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
-    view = window_view(channels_last_padded(x, geom.pads, geom.padded_extent), geom)
+    view = padded_view(x, geom)
     wmat = cached_weight_matrix(w, geom)
     g, cog = geom.groups, geom.out_per_group
     out_cl = np.empty((geom.batch, *geom.out_size, geom.out_channels), dtype=x.dtype)
@@ -115,13 +106,13 @@ def backward(
     g, cog, kc = geom.groups, geom.out_per_group, geom.taps * geom.in_per_group
     view = None
     if need_w and x is not None:
-        view = window_view(channels_last_padded(x, geom.pads, geom.padded_extent), geom)
+        view = padded_view(x, geom)
     few = g == 1 and geom.in_channels < FEW_CHANNELS
     acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few) if need_x else None
     wmat = cached_weight_matrix(w, geom)
     taps = list(product(*(range(k) for k in geom.kernel)))
     grad_rows = g_cl.reshape(-1, g, cog)
-    groups = stripes(plan(geom, g_cl.dtype.itemsize))
+    groups = stripes(plan(geom, g_cl.dtype.itemsize, backward=True))
     partial_w = np.zeros((len(groups), g, kc, cog), dtype=g_cl.dtype) if view is not None else None
 
     def work(slot: int) -> None:

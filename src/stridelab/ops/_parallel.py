@@ -136,7 +136,7 @@ def _setter(lib: Any) -> Callable[[int], object]:
             dll = getattr(lib, "dynlib", None) or ctypes.CDLL(lib.filepath)
             local = dll.openblas_set_num_threads_local
             local.argtypes, local.restype = [ctypes.c_int], ctypes.c_int
-            return local  # type: ignore[no-any-return]
+            return local
         except (OSError, AttributeError):
             pass
     return lib.set_num_threads  # type: ignore[no-any-return]
@@ -207,6 +207,23 @@ def run_workers(worker: Callable[[], None], count: int) -> None:
             error = error or err
     if error is not None:
         raise error
+
+
+def run_pieces(work: Callable[[int], None], count: int) -> None:
+    """``work(i)`` for ``i < count`` over the call's threads, BLAS single-threaded in each.
+
+    Always single-threaded BLAS, even for one piece or one thread, so that a product computes
+    the same bits whatever the thread count.
+    """
+    threads = min(current_threads(), count)
+    take = shared_counter()
+
+    def worker() -> None:
+        while (index := take()) < count:
+            work(index)
+
+    with BLAS.single_threaded():
+        run_workers(worker, threads)
 
 
 def shared_counter() -> Callable[[], int]:

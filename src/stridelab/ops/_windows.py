@@ -29,14 +29,16 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
 
 def channels_last_padded(
     x: np.ndarray, pads: Sequence[tuple[int, int]], extent: Sequence[int], fill: float = 0.0,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled.
 
     ``extent`` is the padded length actually read per axis; input positions beyond it (pixels no
-    window reaches) are not copied.
+    window reaches) are not copied. ``out`` (any contents, that shape and dtype) is filled
+    instead of a new array; every element is written.
     """
     n, c = x.shape[:2]
-    buf = np.empty((n, *extent, c), dtype=x.dtype)
+    buf = np.empty((n, *extent, c), dtype=x.dtype) if out is None else out
     src_index: list[slice] = [slice(None), slice(None)]
     dst_index: list[slice] = [slice(None)]
     for axis, ((before, _), size, length) in enumerate(zip(pads, x.shape[2:], extent)):

@@ -18,7 +18,8 @@ import numpy as np
 ALIGN = 64  # bytes: a cache line
 RETAIN_LIMIT = 16 << 20  # larger scratch requests are not kept between calls
 DEFAULT_CACHE_BYTES = 512 << 10
-COLUMN_FRACTION = 0.75  # share of the per-core L2 cache a chunk's patch matrix may fill
+COLUMN_SHARE = 1.5  # a forward piece's patch matrix, in per-core L2 caches (~1,300 stem rows at 512 KiB)
+BACKWARD_SHARE = 6.0  # backward pieces: larger, so the per-tap col2im loop runs on long blocks
 
 _LOCAL = threading.local()
 
@@ -45,9 +46,14 @@ def _parse_size(text: str) -> int:
     return int(text)
 
 
-def column_bytes() -> int:
-    """Target size of one chunk's patch matrix (a share of the per-core cache)."""
-    return max(64 << 10, int(cache_bytes() * COLUMN_FRACTION))
+def column_bytes(backward: bool = False) -> int:
+    """Target size of one piece's patch matrix, a multiple of the per-core L2 cache.
+
+    Forward pieces stay within L2 + its share of L3 so the GEMM reads its operand from cache;
+    backward pieces are larger because each one also runs a Python loop over the kernel taps.
+    """
+    share = BACKWARD_SHARE if backward else COLUMN_SHARE
+    return max(64 << 10, int(cache_bytes() * share))
 
 
 def scratch(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
