@@ -47,7 +47,7 @@ def matmul_t_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
             partial[stripe] += product
 
     run_pieces(work, count)
-    total = partial[0]
+    total: np.ndarray = partial[0]
     for stripe in partial[1:]:
         total += stripe
     return total
