@@ -70,9 +70,10 @@ def scratch(slot: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     if buffers is None:
         buffers = {}
         _LOCAL.buffers = buffers
-    raw = buffers.get(slot)
-    if raw is None or raw.nbytes < nbytes + ALIGN:
+    aligned = buffers.get(slot)
+    if aligned is None or aligned.nbytes < nbytes:
         raw = np.empty(max(nbytes, 1) + ALIGN, dtype=np.uint8)
-        buffers[slot] = raw
-    offset = -raw.ctypes.data % ALIGN
-    return raw[offset:offset + nbytes].view(dt).reshape(shape)
+        offset = -raw.ctypes.data % ALIGN
+        aligned = raw[offset:offset + max(nbytes, 1)]
+        buffers[slot] = aligned
+    return aligned[:nbytes].view(dt).reshape(shape)
