@@ -1,12 +1,13 @@
 """General convolution as patch gathering plus BLAS (im2col), forward and backward.
 
-Forward: the patches of a batch chunk are copied from the padded channels-last input into a
-``(positions, taps * C_in/g)`` matrix (rows are *output* positions only, so stride ``s`` gathers
-1/prod(s) of the stride-1 rows) and multiplied by the ``(taps * C_in/g, C_out/g)`` weight matrix.
-Backward: ``grad_weight = patches.T @ grad_out`` and ``grad_patches = grad_out @ W.T``; the latter
-is added tap by tap into strided windows of the input gradient
-(:class:`~stridelab.ops._gradbuffer.GradBuffer`): the transposed convolution without inserted
-zeros.
+Forward: the output positions are cut into cache-sized pieces (:mod:`~stridelab.ops._chunks`);
+the patches of a piece are copied from the padded channels-last input into the thread's reused
+``(rows, taps * C_in/g)`` buffer (rows are *output* positions only, so stride ``s`` gathers
+1/prod(s) of the stride-1 rows) and multiplied by the ``(taps * C_in/g, C_out/g)`` weight matrix
+straight into the result. Backward, per piece: ``grad_weight += patches.T @ grad_out`` and
+``grad_patches = grad_out @ W.T``; the latter is added tap by tap into strided windows of the
+input gradient (:class:`~stridelab.ops._gradbuffer.GradBuffer`): the transposed convolution
+without inserted zeros. Pieces run on the call's threads with single-threaded BLAS.
 """
 
 from __future__ import annotations
@@ -78,7 +79,6 @@ def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     g, cog = geom.groups, geom.out_per_group
     out_cl = np.empty((geom.batch, *geom.out_size, geom.out_channels), dtype=x.dtype)
     out_rows = out_cl.reshape(-1, g, cog)
-
     pieces = [piece for unit in plan(geom, x.itemsize) for piece in unit]
 
     def work(index: int) -> None:
