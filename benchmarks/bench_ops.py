@@ -69,7 +69,16 @@ def machine() -> list[str]:
         f"threads: stridelab {current_threads()}, torch {torch.get_num_threads()}; "
         f"Python {platform.python_version()}, torch {torch.__version__}",
         f"environment: {env}",
+        f"load average at the start (1, 5, 15 min): {_load()} on {cores()} cores "
+        "(above the core count, other processes shared the machine and ratios are noisy)",
     ]
+
+
+def _load() -> str:
+    try:
+        return ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:  # pragma: no cover - not available
+        return "unknown"
 
 
 def measure_memory() -> Memory:
