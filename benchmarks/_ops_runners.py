@@ -1,4 +1,8 @@
-"""Timed runs for bench_ops.py: one layer at its stride and at stride 1, every implementation."""
+"""Timed runs for bench_ops.py: one layer at its stride and at stride 1, every implementation.
+
+Implementations are timed round-robin (A, B, C, A, B, C, ...) and each keeps its best time, so
+load from other processes hits all of them alike; ratios are what to read on a busy machine.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +14,11 @@ from functools import partial
 import numpy as np
 import torch
 
+from _ops_floor import gemm_flops, record, replay
 from _ops_idioms import einsum_backward, einsum_forward, im2col_backward, im2col_forward
-from _ops_report import IMPLS, Row
+from _ops_report import GEMM, IMPLS, Row
 from stridelab import arith, ops
+from stridelab.ops._parallel import current_threads
 
 
 @dataclass(frozen=True)
@@ -34,16 +40,20 @@ LAYERS = [
 BATCH = 8
 
 
-def best_time(fn: Callable[[], object], repeats: int, budget: float = 2.0) -> float:
-    """Best of ``repeats`` warm runs; slow ones (> ``budget`` s in total) get fewer repeats."""
-    start = time.perf_counter()
-    fn()  # warm: allocations, BLAS threads, oneDNN primitives
-    warm = time.perf_counter() - start
-    best = float("inf")
-    for _ in range(max(1, min(repeats, int(budget / max(warm, 1e-9))))):
+def best_times(fns: dict[str, Callable[[], object]], repeats: int, budget: float
+               ) -> dict[str, float]:
+    """Best of up to ``repeats`` interleaved rounds (fewer if a round exceeds ``budget`` / repeats)."""
+    best = {}
+    for name, fn in fns.items():  # warm: allocations, BLAS threads, oneDNN primitives
         start = time.perf_counter()
         fn()
-        best = min(best, time.perf_counter() - start)
+        best[name] = time.perf_counter() - start
+    rounds = max(2, min(repeats, int(budget / max(sum(best.values()), 1e-9))))
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
     return best
 
 
@@ -65,13 +75,14 @@ def _torch_fns(x: np.ndarray, w: np.ndarray, g_shape: tuple[int, ...], s: int, p
     return fwd, bwd
 
 
-def run_layer(layer: Layer, repeats: int) -> list[Row]:
+def run_layer(layer: Layer, repeats: int, budget: float) -> list[Row]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, layer.in_channels, layer.size, layer.size), np.float32)
     w = rng.standard_normal((layer.out_channels, layer.in_channels, layer.kernel, layer.kernel),
                             np.float32) * np.float32(0.05)
     rows = []
     p, k = layer.padding, layer.kernel
+    threads = current_threads()
     for s in (layer.stride, 1):
         out = arith.conv_output_size(layer.size, k, s, p)
         assert isinstance(out, int)
@@ -80,9 +91,10 @@ def run_layer(layer: Layer, repeats: int) -> list[Row]:
         g = np.empty_like(y)  # the layout the forward returned, as in a training loop
         g[...] = rng.standard_normal(y.shape, np.float32)
         g_nchw = np.ascontiguousarray(g)
+        mine = (partial(ops.conv, x, w, None, s, p),
+                partial(ops.conv_backward, g, x, w, s, p, 1, 1, False))
         fns: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
-            "stridelab": (partial(ops.conv, x, w, None, s, p),
-                          partial(ops.conv_backward, g, x, w, s, p, 1, 1, False)),
+            "stridelab": mine,
             "torch NCHW": _torch_fns(x, w, y.shape, s, p, channels_last=False),
             "torch CL": _torch_fns(x, w, y.shape, s, p, channels_last=True),
             "im2col": (partial(im2col_forward, x, w, s, p),
@@ -91,7 +103,11 @@ def run_layer(layer: Layer, repeats: int) -> list[Row]:
                        partial(einsum_backward, g_nchw, x, w, s, p)),
         }
         for pass_name, index, flops in (("fwd", 0, 2 * macs), ("bwd", 1, 4 * macs)):
-            times = {impl: best_time(fns[impl][index], repeats) for impl in IMPLS}
+            products = record(mine[index])
+            assert gemm_flops(products) == flops, "the engine's GEMMs must be exactly the MACs"
+            timed = {impl: fns[impl][index] for impl in IMPLS}
+            timed[GEMM] = replay(products, threads)
+            times = best_times(timed, repeats, budget)
             rows.append(Row(layer.name, s, s == layer.stride, pass_name, flops, times))
             print(f"  {layer.name} s{s} {pass_name}: " + ", ".join(
                 f"{impl} {t * 1e3:.1f} ms" for impl, t in times.items()), flush=True)

@@ -7,14 +7,23 @@ resolved by :mod:`stridelab.arith`. PyTorch's conventions are the default; pooli
 ``output_shape``; the ONNX backend node tests for these operators all pass (README).
 Each forward function has a ``*_backward`` that returns the gradients PyTorch's autograd gives.
 
-Speed: strided convolutions only visit output positions (cost 1/prod(stride) of stride 1), and
-the heavy lifting is one BLAS matrix product per batch chunk, so NumPy's BLAS sets the pace
-(see docs/ops-benchmark.md).
+Speed: strided convolutions only visit output positions (cost 1/prod(stride) of stride 1). The
+patch matrix is built and multiplied in cache-sized pieces (about 1.5 per-core L2 caches each,
+gathered into per-thread buffers that are reused across pieces and calls), so NumPy's BLAS sets
+the pace (see docs/ops-benchmark.md, which also measures that GEMM floor).
+
+Threads: ``conv(..., threads=n)`` / ``conv_backward(..., threads=n)``; else the environment
+variable ``STRIDELAB_NUM_THREADS``; else as many as NumPy's BLAS is allowed (threadpoolctl, so
+``threadpool_limits`` and ``OPENBLAS_NUM_THREADS`` are respected), at most the usable cores. The
+pieces are spread over the threads, each running single-threaded BLAS (NumPy's BLAS is held to
+one thread while they run, and restored after). The pieces do not depend on the thread count,
+so results are bit-identical for every ``threads``; concurrent calls from several threads are
+safe. With ``threads=1`` every BLAS call of that call is single-threaded.
 
 Layout: results are ``(N, C, *spatial)`` arrays. Their memory is channels-last (a transposed view,
-like ``torch.channels_last``) because that is how the engine computes, except for 1x1 convolutions
-of a C-contiguous input, which are one batched ``W @ X`` product and come back in C order. Feed
-results back in as they are, or call ``np.ascontiguousarray`` if C order is needed.
+like ``torch.channels_last``) because that is how the engine computes, except for stride-1 1x1
+convolutions of a C-contiguous input, which are one batched ``W @ X`` product and come back in C
+order. Feed results back in as they are, or call ``np.ascontiguousarray`` if C order is needed.
 """
 
 from stridelab.ops.conv import conv, conv_backward

@@ -14,7 +14,8 @@ import numpy as np
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._gradbuffer import GradBuffer
 from stridelab.ops._layout import as_channels_first
-from stridelab.ops._windows import channels_last_padded, parallel, tap_index
+from stridelab.ops._parallel import parallel
+from stridelab.ops._windows import channels_last_padded, tap_index
 
 
 def _taps(geom: ConvGeometry) -> list[tuple[int, ...]]:

@@ -38,21 +38,29 @@ class GradBuffer:
             shape = (geom.batch, *self.full, channels)
         self.data = np.zeros(shape, dtype=dtype)
 
-    def window(self, chunk: slice, tap: Sequence[int]) -> np.ndarray:
-        """Writable view ``(n, *out, C)`` (``(n, C, *out)`` if channels-first) for one tap."""
+    def window(self, chunk: slice, tap: Sequence[int], rows: slice | None = None) -> np.ndarray:
+        """Writable view ``(n, *out, C)`` (``(n, C, *out)`` if channels-first) for one tap.
+
+        ``rows`` restricts the first output axis to a band (default: all of it).
+        """
         g = self.geom
+        band = rows if rows is not None else slice(0, g.out_size[0])
         index: tuple[int | slice, ...]
         if self.channels_first:
             phase: list[int] = []
             runs: list[slice] = []
-            for t, s, d, o in zip(tap, g.stride, g.dilation, g.out_size):
+            for axis, (t, s, d, o) in enumerate(zip(tap, g.stride, g.dilation, g.out_size)):
                 base, rest = divmod(t * d, s)
                 phase.append(rest)
-                runs.append(slice(base, base + o))
+                lo, hi = (band.start, band.stop) if axis == 0 else (0, o)
+                runs.append(slice(base + lo, base + hi))
             index = (chunk, slice(None), *phase, *runs)
         else:
-            index = (chunk, *(slice(t * d, t * d + (o - 1) * s + 1, s) for t, s, d, o in
-                              zip(tap, g.stride, g.dilation, g.out_size)), slice(None))
+            spans = []
+            for axis, (t, s, d, o) in enumerate(zip(tap, g.stride, g.dilation, g.out_size)):
+                lo, hi = (band.start, band.stop) if axis == 0 else (0, o)
+                spans.append(slice(t * d + lo * s, t * d + (hi - 1) * s + 1, s))
+            index = (chunk, *spans, slice(None))
         return self.data[index]
 
     def to_input(self) -> np.ndarray:

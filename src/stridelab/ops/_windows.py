@@ -7,48 +7,13 @@ tap of the kernel is a strided *view* of one padded buffer (built with a single 
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from stridelab.ops._geometry import ConvGeometry
-
-_POOL: ThreadPoolExecutor | None = None
-_MIN_PARALLEL_BYTES = 1 << 20
-
-
-def workers() -> int:
-    """CPU cores this process may use (copies are split across them; BLAS threads itself)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def _pool() -> ThreadPoolExecutor:
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=workers(), thread_name_prefix="stridelab-ops")
-    return _POOL
-
-
-def parallel(func: Callable[[slice], None], length: int, nbytes: int) -> None:
-    """Run ``func(chunk)`` over ``range(length)`` split in contiguous chunks, one per core.
-
-    NumPy releases the GIL inside copies and ufunc loops, so threads give real parallelism for
-    memory-bound work. Small jobs run inline.
-    """
-    n = min(workers(), length)
-    if n <= 1 or nbytes < _MIN_PARALLEL_BYTES:
-        func(slice(0, length))
-        return
-    bounds = [length * i // n for i in range(n + 1)]
-    futures = [_pool().submit(func, slice(a, b)) for a, b in zip(bounds, bounds[1:]) if b > a]
-    for future in futures:
-        future.result()
+from stridelab.ops._parallel import parallel
 
 
 def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
@@ -64,14 +29,16 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
 
 def channels_last_padded(
     x: np.ndarray, pads: Sequence[tuple[int, int]], extent: Sequence[int], fill: float = 0.0,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled.
 
     ``extent`` is the padded length actually read per axis; input positions beyond it (pixels no
-    window reaches) are not copied.
+    window reaches) are not copied. ``out`` (any contents, that shape and dtype) is filled
+    instead of a new array; every element is written.
     """
     n, c = x.shape[:2]
-    buf = np.empty((n, *extent, c), dtype=x.dtype)
+    buf = np.empty((n, *extent, c), dtype=x.dtype) if out is None else out
     src_index: list[slice] = [slice(None), slice(None)]
     dst_index: list[slice] = [slice(None)]
     for axis, ((before, _), size, length) in enumerate(zip(pads, x.shape[2:], extent)):

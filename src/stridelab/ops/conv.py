@@ -25,6 +25,7 @@ from stridelab.ops._checks import (
     check_weight,
 )
 from stridelab.ops._geometry import ConvGeometry, conv_geometry
+from stridelab.ops._parallel import check_threads, thread_scope
 
 IntOrTuple = int | tuple[int, ...]
 
@@ -56,7 +57,8 @@ def prepare_conv(
 
 def conv(
     x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None, stride: IntOrTuple = 1,
-    padding: PaddingSpec = 0, dilation: IntOrTuple = 1, groups: int = 1,
+    padding: PaddingSpec = 0, dilation: IntOrTuple = 1, groups: int = 1, *,
+    threads: int | None = None,
 ) -> np.ndarray:
     """N-D convolution of ``x`` ``(N, C_in, *S)`` with ``weight`` ``(C_out, C_in/groups, *k)``.
 
@@ -65,25 +67,32 @@ def conv(
     string forms. Returns ``(N, C_out, *out)`` with ``out = arith.conv_output_size(...)``.
     The work is ``N * prod(out) * C_out * C_in/groups * prod(k)`` MACs: a stride of ``s`` costs
     1/prod(s) of the stride-1 convolution.
+
+    ``threads``: threads for this call (None: ``STRIDELAB_NUM_THREADS``, else what NumPy's BLAS
+    is allowed; see :mod:`stridelab.ops`). The result does not depend on it, bit for bit.
     """
     xa, w, geom = prepare_conv(x, weight, stride, padding, dilation, groups)
     b = check_bias(bias, geom.out_channels, xa.dtype)
-    return _add_bias(_kernels.forward(xa, w, geom), b)
+    with thread_scope(check_threads("threads", threads)):
+        return _add_bias(_kernels.forward(xa, w, geom), b)
 
 
 def conv_backward(
     grad_out: np.ndarray, x: np.ndarray, weight: np.ndarray, stride: IntOrTuple = 1,
-    padding: PaddingSpec = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True,
+    padding: PaddingSpec = 0, dilation: IntOrTuple = 1, groups: int = 1, bias: bool = True, *,
+    threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Gradients of :func:`conv`: ``(grad_x, grad_weight, grad_bias)``.
 
     ``grad_out`` has the forward output's shape. ``grad_bias`` is None when ``bias`` is False.
     ``grad_x`` is a transposed convolution computed without multiplying inserted zeros: the
     output gradient times the weight, added into strided windows of the input gradient.
+    ``threads`` as in :func:`conv`.
     """
     xa, w, geom = prepare_conv(x, weight, stride, padding, dilation, groups)
     g = check_grad("grad_out", grad_out, geom.output_shape(), xa.dtype)
     with_bias = check_bool("bias", bias)
-    grad_x, grad_w = _kernels.backward(g, xa, w, geom, need_x=True, need_w=True)
+    with thread_scope(check_threads("threads", threads)):
+        grad_x, grad_w = _kernels.backward(g, xa, w, geom, need_x=True, need_w=True)
     assert grad_x is not None and grad_w is not None
     return grad_x, grad_w, bias_grad(g) if with_bias else None
