@@ -32,6 +32,10 @@ class _NoFlops:
         return 0
 
 
+class _Enough(Exception):
+    """Stops the forward pass once every wanted output is kept."""
+
+
 class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
     """A :class:`Recorder` that keeps a clone of the first output of every wanted row."""
 
@@ -50,12 +54,24 @@ class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
             from torch.utils._python_dispatch import _disable_current_modes
             with _disable_current_modes():
                 self.outputs[group.name] = found[0].clone()
+        if len(self.outputs) == len(self.wanted):
+            raise _Enough  # every wanted output is kept: the rest of the forward is not needed
 
 
 def spatial_records(report: Report) -> list[LayerRecord]:
     """Rows whose output still has the input's ``(N, C, *spatial)`` layout."""
     ndim = len(report.input_size) - 1
     return [r for r in report.layers if r.spatial and len(r.output_shape) == ndim + 2]
+
+
+def last_spatial(report: Report) -> LayerRecord | None:
+    """The last row with a real spatial map: a global pool kept as ``1x1`` (``AdaptiveAvgPool2d(1)``)
+    is skipped unless nothing else has a map larger than one pixel."""
+    records = spatial_records(report)
+    sized = [r for r in records if any(n > 1 for n in r.output_shape[2:])]
+    if sized:
+        return sized[-1]
+    return records[-1] if records else None
 
 
 def check_weights(weights: object) -> str:
@@ -152,6 +168,8 @@ def layer_outputs(report: Report, model: torch.nn.Module, x: torch.Tensor,
             run_fx(trace_fx(model), tensors, x, recorder)
         else:
             run_eager(model, tensors, x, recorder)
+    except _Enough:
+        pass
     finally:
         for module, training in modes.items():
             module.training = training
