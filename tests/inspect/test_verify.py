@@ -21,7 +21,7 @@ from stridelab.nn import presets
 from stridelab.nn import resnet18 as snn_resnet18
 
 
-@pytest.mark.parametrize("name,size", [("resnet18", 96), ("resnet50", 80)])
+@pytest.mark.parametrize("name,size", [("resnet18", 64), ("resnet50", 64)])
 def test_resnets_contained_and_tight(name: str, size: int) -> None:
     model = presets[name]()
     report = stridelab.inspect(model, (3, size, size))
@@ -29,8 +29,8 @@ def test_resnets_contained_and_tight(name: str, size: int) -> None:
     assert result.ok, str(result)
     layers = {c.layer for c in result.checks}
     assert report.layers[0].name in layers  # conv1
-    last_spatial = [r for r in report.layers if len(r.output_shape) == 4][-1].name
-    assert last_spatial in layers
+    last = [r for r in report.layers if len(r.output_shape) == 4 and r.output_shape[2] > 1]
+    assert last[-1].name in layers  # the last layer with a map (not the 1x1 global pool)
     # interior units exist (field inside the image on both axes): tightness really is tested
     interior = [c for c in result.checks if not any(c.clipped)]
     assert interior and all(c.tight for c in interior)
@@ -45,24 +45,27 @@ SMALL_PRESETS = [n for n in presets if n not in ("resnet18", "resnet50")]
 
 @pytest.mark.parametrize("name", SMALL_PRESETS)
 def test_every_preset_contained_and_tight(name: str) -> None:
+    """32x32 keeps the suite fast (deep layers are clipped by the image: their edges must then
+    sit on the border); ResNet-101/152 use their own fresh weights (no zero gain in a fresh
+    preset) to skip re-drawing 45-60 M parameters."""
     model = presets[name]()
-    size = 32 if name.startswith("cifar") else 48
-    report = stridelab.inspect(model, (3, size, size))
-    result = report.verify(model, samples=1)
+    report = stridelab.inspect(model, (3, 32, 32))
+    weights = "model" if name in ("resnet101", "resnet152") else "random"
+    result = report.verify(model, samples=1, weights=weights)
     assert result.ok, str(result)
     assert len(result.checks) >= 5
 
 
 def test_zero_initialised_residuals_need_random_weights() -> None:
     model = snn_resnet18(zero_init_residual=True)
-    report = stridelab.inspect(model, (3, 64, 64))
+    report = stridelab.inspect(model, (3, 48, 48))
     deep = ["layer1.1.relu#2"]
-    own = report.verify(model, weights="model", layers=deep, units=[(8, 8)])
+    own = report.verify(model, weights="model", layers=deep, units=[(6, 6)])
     assert own.checks[0].status == "loose"  # the zeroed bn2 hides the 3x3 branch from autograd
     assert own.checks[0].contained
-    fresh = report.verify(model, weights="random", layers=deep, units=[(8, 8)])
+    fresh = report.verify(model, weights="random", layers=deep, units=[(6, 6)])
     assert fresh.ok
-    assert float(model.layer1[1].bn2.weight.abs().sum()) == 0.0  # the model is untouched
+    assert float(model.layer1[1].bn2.weight.detach().abs().sum()) == 0.0  # the model is untouched
 
 
 def _with_field(report: stridelab.inspect.Report, name: str, grow: int
@@ -88,8 +91,8 @@ def test_wrong_fields_are_caught() -> None:
     assert small.checks[0].status == "outside" and not small.ok
     large = _with_field(report, "2", 1).verify(model, layers="2", units=[(5, 5)])
     assert large.checks[0].status == "loose" and large.checks[0].contained
-    assert large.checks[0].measured == ((7, 11), (7, 11))
-    assert large.checks[0].expected == ((6, 12), (6, 12))
+    assert large.checks[0].measured == ((8, 12), (8, 12))  # 5x5/2 p2: 2u - 2 .. 2u + 2
+    assert large.checks[0].expected == ((7, 13), (7, 13))
 
 
 class SqueezeExcite(nn.Module):
@@ -128,12 +131,15 @@ def test_fractional_fields_of_a_unet() -> None:
 
 
 def test_one_and_three_axes_and_dropped_pixels() -> None:
-    one = nn.Sequential(nn.Conv1d(1, 4, 5, 2), nn.ReLU(), nn.Conv1d(4, 4, 3, 2))
-    report = stridelab.inspect(one, (1, 30))  # 30 -> 13 -> 6: input pixels 27..29 never read
-    result = report.verify(one, layers="all", units=[0, 5])
+    # a 1x1/2 conv on 6 reads 0, 2, 4 and drops pixel 5; then a 3-wide conv, padding 1: unit 2
+    # has the Distill region 2..6, of which 5 was dropped and 6 is padding
+    one = nn.Sequential(nn.Conv1d(1, 4, 1, 2), nn.ReLU(), nn.Conv1d(4, 4, 3, 1, 1))
+    report = stridelab.inspect(one, (1, 6))
+    result = report.verify(one, layers="all", units=[0, 2])
     assert result.ok, str(result)
-    last = [c for c in result.checks if c.layer == "2" and c.unit == (5,)][0]
-    assert last.measured == ((20, 26),)
+    last = [c for c in result.checks if c.layer == "2" and c.unit == (2,)][0]
+    assert last.region == ((2.0, 6.0),) and last.clipped == (True,)
+    assert last.measured == last.expected == ((2, 4),)
     three = nn.Sequential(nn.Conv3d(1, 2, 3, (1, 2, 2), 1), nn.ReLU(), nn.Conv3d(2, 2, 3))
     assert stridelab.inspect(three, (1, 8, 12, 12)).verify(three).ok
 
@@ -145,7 +151,8 @@ def test_defaults_and_json() -> None:
     report = stridelab.inspect(model, (3, 64, 64))
     names = default_layers(report)
     assert names[0] == "conv1" and names[-1] == "layer4.1.relu#2"
-    assert {"maxpool", "layer1.1.relu#2", "layer2.1.relu#2", "layer3.1.relu#2"} <= set(names)
+    assert names == ["conv1", "relu", "layer1.1.relu#2", "layer2.1.relu#2", "layer3.1.relu#2",
+                     "layer4.1.relu#2"]  # the first conv, the end of every stride level
     result = report.verify(model, layers=["conv1"], units=[(0, 0), (16, 16)])
     data = json.loads(result.to_json())
     assert data["schema"] == "stridelab.verify" and data["ok"] is True
@@ -153,7 +160,7 @@ def test_defaults_and_json() -> None:
     assert first["expected"] == [[0, 3], [0, 3]] and first["clipped"] == [True, True]
     assert first["region"] == [[-3.0, 3.0], [-3.0, 3.0]]
     text = str(result)
-    assert "conv1" in text and "contained and tight" in text
+    assert "conv1" in text and "Gradient box" in text and "contained and tight" in text
 
 
 def test_bad_arguments() -> None:
@@ -182,8 +189,5 @@ def test_cli_verify(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["inspect", "cifar_resnet20", "--input", "3x32x32", "--verify", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["ok"] is True and len(data["checks"]) >= 10
-    assert main(["inspect", "cifar_resnet20", "--input", "3x32x32", "--verify"]) == 0
-    out = capsys.readouterr().out
-    assert "Gradient box" in out and "contained and tight" in out
     assert main(["inspect", "cifar_resnet20", "--verify", "--csv"]) == 2
     assert "--verify" in capsys.readouterr().err

@@ -43,13 +43,27 @@ class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
         super().__init__(ndim, {}, set(), _NoFlops())  # type: ignore[arg-type]
         self.wanted = wanted
         self.outputs: dict[str, torch.Tensor] = {}
+        self.dispatching = False
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        self.dispatching = True
+        try:
+            return super().__torch_dispatch__(func, types, args, kwargs)
+        finally:
+            self.dispatching = False
 
     def end(self, group: Group, output: object, keep_idle: bool) -> None:
         super().end(group, output, keep_idle)
         if group.name not in self.wanted or not self.groups or self.groups[-1] is not group:
             return
         found = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor) and t in self.infos]
-        if found:
+        if found and self.dispatching:
+            # A standalone operator of the eager capture ends inside the dispatch, below
+            # autograd: its output gets its autograd history when the call returns, so keep the
+            # tensor itself.
+            self.outputs[group.name] = found[0]
+        elif found:
             # A clone (outside the recorder) so a later in-place op cannot change what we keep.
             from torch.utils._python_dispatch import _disable_current_modes
             with _disable_current_modes():
