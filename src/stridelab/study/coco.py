@@ -1,0 +1,407 @@
+"""COCO-format folders in and out of a :class:`~stridelab.study.scenes.SceneSet` (via pycocotools).
+
+Reading (:func:`load_coco_folder`):
+
+* Annotation file: the ``annotations`` argument if given; else the single
+  ``<folder>/annotations/instances*.json``; else the single ``<folder>/*.json``. Several
+  candidates are an error that lists them (pass ``annotations=`` to choose).
+* Image files: each ``file_name`` is looked up relative to the folder, then ``<folder>/images/``,
+  then ``<folder>/<split>/`` where ``<split>`` is the annotation file's name without
+  ``instances_`` and ``.json`` (COCO's own layout: ``annotations/instances_val2017.json`` next to
+  ``val2017/``).
+* Categories are sorted by COCO id and mapped to contiguous classes 0..K-1; their names become
+  ``class_names`` and their ids ``category_ids`` (kept for writing COCO JSON back).
+* Masks: polygons or RLE (compressed or not) decoded by pycocotools; an annotation with an empty
+  ``segmentation`` is painted as its box. Where instances overlap, the smaller object wins (objects
+  are painted largest first). ``iscrowd`` annotations are not objects: their pixels get the label
+  :data:`IGNORE_LABEL` (-1) in ``masks`` (segmentation metrics skip them) and they have no box.
+* Channels: ``images`` has 1 channel if every image is greyscale (Pillow modes 1, L, LA, I, I;16,
+  F), else 3 (everything converted to RGB); values in [0, 1].
+* Sizes: with ``image_size=None`` all images must share one size and the size buckets are COCO's
+  (32^2, 96^2 px^2), or ``info.stridelab_area_thresholds`` when the JSON has it (written by
+  :func:`to_coco`, so scenes round-trip with their own buckets). With ``image_size=S`` every
+  image is stretched to S x S (bilinear; masks nearest), boxes are scaled with it, and those area
+  thresholds are scaled by ``S^2 / median(original width * height)``.
+* Bad input (unreadable JSON, missing keys, a missing or unreadable image, an image whose size
+  differs from the JSON, a polygon or RLE that does not describe the image) raises a one-line
+  ``ValueError`` that names the file.
+
+Writing (:func:`to_coco`, :func:`write_coco_folder`): ground truth as COCO JSON with 1-based
+annotation ids, ``bbox = [x0, y0, x1 - x0, y1 - y0]``, ``area`` = box area (so COCOeval's size
+ranges bucket objects exactly as :meth:`SceneSet.size_bucket` does; COCO's own files use the mask
+area), ``iscrowd = 0`` and the instance mask as compressed RLE.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stridelab.study.scenes import COCO_AREA_THRESHOLDS, SceneSet, box_area
+
+IGNORE_LABEL = -1
+#: ``info`` key under which :func:`to_coco` stores the SceneSet's size-bucket area thresholds
+THRESHOLDS_KEY = "stridelab_area_thresholds"
+GREY_MODES = frozenset({"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F"})
+
+
+class _Bad(ValueError):
+    """A ValueError whose message is one line naming the offending file."""
+
+    def __init__(self, file: Path, problem: str) -> None:
+        super().__init__(f"{file}: {' '.join(problem.split())}")
+
+
+# --- compressed RLE validation ------------------------------------------------------------------
+
+
+def rle_counts_from_string(counts: str) -> list[int]:
+    """Decode COCO's compressed RLE string (pycocotools' ``rleFrString``) into run lengths.
+
+    Each run is a little-endian base-32 number, 5 bits per character (character code - 48), bit
+    0x20 marks "more characters follow", bit 0x10 of the last character is the sign; from the third
+    run on the value is a difference to the run two positions earlier.
+    """
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(counts):
+                raise ValueError("RLE string ends in the middle of a run")
+            code = ord(counts[position]) - 48
+            if not 0 <= code < 64:
+                raise ValueError(f"RLE string has an invalid character {counts[position]!r}")
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def _check_runs(runs: Sequence[Any], height: int, width: int) -> None:
+    if not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 0 for r in runs):
+        raise ValueError("RLE counts must be non-negative integers")
+    if sum(int(r) for r in runs) != height * width:
+        raise ValueError(f"RLE counts sum to {sum(int(r) for r in runs)}, not height*width = "
+                         f"{height * width}")
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
+    """Boolean (height, width) mask of a COCO ``segmentation`` (polygons or RLE), validated.
+
+    Raises ValueError (without a file name) for anything that does not describe the image.
+    """
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        polygons = []
+        for polygon in segmentation:
+            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
+                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in polygon)):
+                raise ValueError("a polygon must be a list of >= 3 finite x, y pairs")
+            polygons.append([float(v) for v in polygon])
+        rles = mask_utils.frPyObjects(polygons, height, width)
+        return _decode(mask_utils.merge(rles))
+    if not isinstance(segmentation, dict) or "counts" not in segmentation or "size" not in segmentation:
+        raise ValueError("segmentation must be a list of polygons or an RLE dict with size and counts")
+    if list(segmentation["size"]) != [height, width]:
+        raise ValueError(f"RLE size {segmentation['size']} differs from the image's "
+                         f"[height, width] = [{height}, {width}]")
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        _check_runs(counts, height, width)
+        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
+    elif isinstance(counts, (str, bytes)):
+        text = counts.decode("ascii") if isinstance(counts, bytes) else counts
+        _check_runs(rle_counts_from_string(text), height, width)
+        rle = {"size": [height, width], "counts": text.encode("ascii")}
+    else:
+        raise ValueError("RLE counts must be a list of integers or a compressed string")
+    return _decode(rle)
+
+
+def _decode(rle: dict[str, Any]) -> np.ndarray:
+    """pycocotools' decode, without its NumPy-2 ``__array__`` DeprecationWarning (harmless)."""
+    from pycocotools import mask as mask_utils
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
+        return np.asarray(mask_utils.decode(rle), dtype=bool)
+
+
+def encode_mask(mask: np.ndarray) -> dict[str, Any]:
+    """Compressed RLE (JSON-ready: counts as str) of a boolean 2-D mask."""
+    from pycocotools import mask as mask_utils
+
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def find_annotation_file(folder: Path) -> Path:
+    """The instances JSON of a COCO folder (see the module docstring for the search order)."""
+    if not folder.is_dir():
+        raise ValueError(f"{folder}: COCO folder does not exist or is not a folder")
+    for candidates in (sorted((folder / "annotations").glob("instances*.json")),
+                       sorted(folder.glob("*.json"))):
+        if len(candidates) == 1:
+            return candidates[0]
+        if len(candidates) > 1:
+            names = ", ".join(p.name for p in candidates)
+            raise ValueError(f"{folder}: several annotation files ({names}); pass annotations=PATH")
+    raise ValueError(f"{folder}: no annotations/instances*.json and no *.json in the folder")
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise _Bad(path, "annotation file does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _Bad(path, f"not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise _Bad(path, "COCO JSON must be an object with images, annotations and categories")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise _Bad(path, f"COCO JSON needs a list {key!r}")
+    if not data["categories"]:
+        raise _Bad(path, "COCO JSON has no categories")
+    return data
+
+
+def _image_file(folder: Path, json_path: Path, file_name: str) -> Path:
+    split = json_path.stem.removeprefix("instances_")
+    for base in (folder, folder / "images", folder / split):
+        if (base / file_name).is_file():
+            return base / file_name
+    raise _Bad(folder / file_name, f"image listed in {json_path.name} does not exist (also looked "
+                                   f"in images/ and {split}/)")
+
+
+def _open_image(path: Path, expected: tuple[int, int] | None) -> tuple[np.ndarray, bool]:
+    """Pixels as float32 (H, W, 3) in [0, 1] and whether the file is greyscale."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            grey = image.mode in GREY_MODES
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise _Bad(path, f"not a readable image ({err})") from None
+    if expected is not None and (rgb.height, rgb.width) != expected:
+        raise _Bad(path, f"image is {rgb.width}x{rgb.height} but the JSON says "
+                         f"{expected[1]}x{expected[0]} (width x height)")
+    return np.asarray(rgb, dtype=np.float32) / 255.0, grey
+
+
+def _resize(array: np.ndarray, size: int, *, nearest: bool) -> np.ndarray:
+    from PIL import Image
+
+    method = Image.Resampling.NEAREST if nearest else Image.Resampling.BILINEAR
+    if nearest:
+        image = Image.fromarray(array.astype(np.int32), mode="I")
+        return np.asarray(image.resize((size, size), method), dtype=np.int64)
+    channels = [np.asarray(Image.fromarray(array[..., c], mode="F").resize((size, size), method))
+                for c in range(array.shape[-1])]
+    return np.asarray(np.clip(np.stack(channels, axis=-1), 0.0, 1.0), dtype=np.float32)
+
+
+def _objects(path: Path, anns: list[dict[str, Any]], height: int, width: int,
+             class_of: dict[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Instance map, class map (with IGNORE_LABEL for crowds), boxes and labels of one image."""
+    decoded = []
+    ignore = np.zeros((height, width), dtype=bool)
+    for ann in anns:
+        ident = ann.get("id", "?")
+        if ann.get("category_id") not in class_of:
+            raise _Bad(path, f"annotation {ident} has unknown category_id {ann.get('category_id')!r}")
+        bbox = ann.get("bbox")
+        try:
+            segmentation = ann.get("segmentation") or []
+            if segmentation:
+                mask = decode_segmentation(segmentation, height, width)
+            elif bbox is not None:
+                mask = np.zeros((height, width), dtype=bool)
+                x, y, w, h = (float(v) for v in bbox)
+                mask[int(round(y)):int(round(y + h)), int(round(x)):int(round(x + w))] = True
+            else:
+                raise ValueError("has neither segmentation nor bbox")
+            if bbox is not None:
+                if len(bbox) != 4 or not all(np.isfinite(float(v)) for v in bbox) or min(bbox[2:]) < 0:
+                    raise ValueError(f"bbox must be [x, y, width >= 0, height >= 0]; got {bbox!r}")
+                box = np.array([bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]], np.float32)
+            elif mask.any():
+                rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                box = np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], np.float32)
+            else:
+                raise ValueError("has an empty segmentation and no bbox")
+        except (ValueError, TypeError, OverflowError) as err:
+            raise _Bad(path, f"annotation {ident}: {err}") from None
+        if ann.get("iscrowd"):
+            ignore |= mask
+        else:
+            decoded.append((box_area(box), mask, box, class_of[ann["category_id"]]))
+    instances = np.zeros((height, width), dtype=np.int64)
+    # objects keep the JSON's order; painted largest first, so smaller objects end up on top
+    for j in sorted(range(len(decoded)), key=lambda k: -decoded[k][0]):
+        instances[decoded[j][1]] = j + 1
+    labels = np.array([item[3] for item in decoded], dtype=np.int64)
+    classes = np.where(instances > 0, 1 + np.concatenate([[0], labels])[instances], 0)
+    classes[ignore & (instances == 0)] = IGNORE_LABEL
+    boxes = np.array([item[2] for item in decoded], dtype=np.float32).reshape(-1, 4)
+    return instances, classes, boxes, labels
+
+
+def _thresholds_from_info(json_path: Path, info: Any) -> tuple[float, float]:
+    """COCO's (32^2, 96^2), or the thresholds :func:`to_coco` stored in ``info``."""
+    if not isinstance(info, dict) or THRESHOLDS_KEY not in info:
+        return COCO_AREA_THRESHOLDS
+    value = info[THRESHOLDS_KEY]
+    if (not isinstance(value, list) or len(value) != 2
+            or not all(isinstance(v, (int, float)) for v in value) or not 0 < value[0] <= value[1]):
+        raise _Bad(json_path, f"info.{THRESHOLDS_KEY} must be two increasing areas; got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def load_coco_folder(path: str | Path, *, image_size: int | None = None,
+                     annotations: str | Path | None = None) -> SceneSet:
+    """Read a COCO-format folder into a :class:`SceneSet` (see the module docstring)."""
+    folder = Path(path)
+    if image_size is not None and (not isinstance(image_size, int) or image_size < 4):
+        raise ValueError(f"image_size must be None or an int >= 4; got {image_size!r}")
+    json_path = Path(annotations) if annotations is not None else find_annotation_file(folder)
+    data = _read_json(json_path)
+    categories = sorted(data["categories"], key=lambda c: c.get("id", 0))
+    try:
+        class_of = {int(c["id"]): k for k, c in enumerate(categories)}
+        names = tuple(str(c["name"]) for c in categories)
+    except (KeyError, TypeError, ValueError):
+        raise _Bad(json_path, "every category needs an integer id and a name") from None
+    by_image: dict[Any, list[dict[str, Any]]] = {}
+    for ann in data["annotations"]:
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            raise _Bad(json_path, f"annotation {ann!r:.60} has no image_id")
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    if not data["images"]:
+        raise _Bad(json_path, "COCO JSON lists no images")
+    pixels: list[np.ndarray] = []
+    instance_maps: list[np.ndarray] = []
+    class_maps: list[np.ndarray] = []
+    boxes: list[np.ndarray] = []
+    labels: list[np.ndarray] = []
+    greys: list[bool] = []
+    ids: list[int] = []
+    files: list[str] = []
+    for entry in data["images"]:
+        if not isinstance(entry, dict) or "file_name" not in entry or "id" not in entry:
+            raise _Bad(json_path, f"image entry {entry!r:.60} needs id and file_name")
+        file = _image_file(folder, json_path, str(entry["file_name"]))
+        expected = ((int(entry["height"]), int(entry["width"]))
+                    if "height" in entry and "width" in entry else None)
+        image, grey = _open_image(file, expected)
+        height, width = image.shape[:2]
+        inst, cls, box, lab = _objects(json_path, by_image.get(entry["id"], []), height, width, class_of)
+        if image_size is not None:
+            scale = np.array([image_size / width, image_size / height] * 2, dtype=np.float32)
+            image = _resize(image, image_size, nearest=False)
+            inst = _resize(inst, image_size, nearest=True)
+            cls = _resize(cls, image_size, nearest=True)
+            box = box * scale
+        elif pixels and image.shape != pixels[0].shape:
+            raise _Bad(file, f"image is {width}x{height}, the first one {pixels[0].shape[1]}x"
+                             f"{pixels[0].shape[0]}; pass image_size to resize them all")
+        pixels.append(image)
+        greys.append(grey)
+        instance_maps.append(inst)
+        class_maps.append(cls)
+        boxes.append(box)
+        labels.append(lab)
+        ids.append(int(entry["id"]))
+        files.append(str(entry["file_name"]))
+    stacked = np.stack(pixels).transpose(0, 3, 1, 2)
+    if all(greys):
+        stacked = stacked[:, :1]
+    thresholds = _thresholds_from_info(json_path, data.get("info"))
+    if image_size is not None:
+        originals = [float(e.get("width", 0)) * float(e.get("height", 0)) for e in data["images"]]
+        factor = image_size ** 2 / float(np.median(originals)) if min(originals) > 0 else 1.0
+        thresholds = (thresholds[0] * factor, thresholds[1] * factor)
+    return SceneSet(images=np.ascontiguousarray(stacked, dtype=np.float32),
+                    masks=np.stack(class_maps), instances=np.stack(instance_maps), boxes=boxes,
+                    labels=labels, class_names=names, area_thresholds=thresholds,
+                    image_ids=np.asarray(ids, dtype=np.int64),
+                    category_ids=tuple(int(c["id"]) for c in categories),
+                    name=folder.name or "coco", file_names=tuple(files))
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+def _file_name(scenes: SceneSet, index: int) -> str:
+    assert scenes.image_ids is not None
+    if scenes.file_names is not None:
+        return scenes.file_names[index]
+    return f"{int(scenes.image_ids[index]):06d}.png"
+
+
+def to_coco(scenes: SceneSet, *, include_masks: bool = True) -> dict[str, Any]:
+    """Ground truth of ``scenes`` as a COCO instances dict (see the module docstring)."""
+    assert scenes.image_ids is not None and scenes.category_ids is not None
+    height, width = scenes.image_size
+    images: list[dict[str, Any]] = []
+    anns: list[dict[str, Any]] = []
+    for i in range(len(scenes)):
+        image_id = int(scenes.image_ids[i])
+        images.append({"id": image_id, "file_name": _file_name(scenes, i),
+                       "width": width, "height": height})
+        for j, (box, label) in enumerate(zip(scenes.boxes[i], scenes.labels[i])):
+            x0, y0, x1, y1 = (float(v) for v in box)
+            ann: dict[str, Any] = {
+                "id": len(anns) + 1, "image_id": image_id,
+                "category_id": int(scenes.category_ids[int(label)]),
+                "bbox": [x0, y0, x1 - x0, y1 - y0], "area": box_area(box), "iscrowd": 0}
+            if include_masks:
+                ann["segmentation"] = encode_mask(scenes.instances[i] == j + 1)
+            anns.append(ann)
+    categories = [{"id": int(cid), "name": name, "supercategory": "object"}
+                  for cid, name in zip(scenes.category_ids, scenes.class_names)]
+    info = {"description": f"stridelab {scenes.name}",
+            THRESHOLDS_KEY: [float(v) for v in scenes.area_thresholds]}
+    return {"info": info, "images": images,
+            "annotations": anns, "categories": categories}
+
+
+def write_coco_folder(scenes: SceneSet, path: str | Path) -> Path:
+    """Write ``scenes`` as a COCO folder: ``images/<file>.png`` (8-bit) and
+    ``annotations/instances.json``; files are written atomically. Returns the JSON path."""
+    from PIL import Image
+
+    from stridelab.study.runs import atomic_write_bytes, atomic_write_json
+
+    folder = Path(path)
+    coco = to_coco(scenes)
+    for i, entry in enumerate(coco["images"]):
+        pixels = np.clip(np.round(scenes.images[i] * 255.0), 0, 255).astype(np.uint8)
+        image = (Image.fromarray(pixels[0], mode="L") if pixels.shape[0] == 1
+                 else Image.fromarray(pixels[:3].transpose(1, 2, 0), mode="RGB"))
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        atomic_write_bytes(folder / "images" / entry["file_name"], buffer.getvalue())
+    json_path = folder / "annotations" / "instances.json"
+    atomic_write_json(json_path, coco)
+    return json_path
