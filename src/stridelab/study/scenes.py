@@ -259,6 +259,14 @@ def render_digit(scan: np.ndarray, height: int) -> np.ndarray:
     return shape / peak if peak > 0 else shape
 
 
+@lru_cache(maxsize=16_384)
+def _render_source(source: int, height: int) -> np.ndarray:
+    """:func:`render_digit` of source scan ``source`` (cached; callers must not modify it)."""
+    shape = render_digit(_source_digits()[0][source], height)
+    shape.setflags(write=False)
+    return shape
+
+
 def _stroke_fragment(rng: np.random.Generator, length: float) -> np.ndarray:
     """A curved stroke (quadratic Bezier, about ``length`` pixels across) that is not a digit,
     drawn at SUPERSAMPLE x resolution and box-filtered down; peak about 1."""
@@ -346,11 +354,11 @@ def _draw_digit(rng: np.random.Generator, pool: np.ndarray, min_size: int, max_s
             continue
         height = int(np.clip(np.floor(np.exp(rng.uniform(np.log(span[0]), np.log(span[1])))),
                              min_size, max_size))
-        shape = render_digit(scans[source], height)
+        shape = _render_source(source, height)
         if SIZE_BUCKETS.index(bucket_of_area(box_area(tight_box(shape >= 0.5)), thresholds)) == bucket:
             break
     if shape.shape == (1, 1):
-        shape = render_digit(scans[source], max_size)
+        shape = _render_source(source, max_size)
     return source, shape
 
 
