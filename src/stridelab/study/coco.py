@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -391,8 +393,6 @@ def write_coco_folder(scenes: SceneSet, path: str | Path) -> Path:
     ``annotations/instances.json``; files are written atomically. Returns the JSON path."""
     from PIL import Image
 
-    from stridelab.study.runs import atomic_write_bytes, atomic_write_json
-
     folder = Path(path)
     coco = to_coco(scenes)
     for i, entry in enumerate(coco["images"]):
@@ -401,7 +401,26 @@ def write_coco_folder(scenes: SceneSet, path: str | Path) -> Path:
                  else Image.fromarray(pixels[:3].transpose(1, 2, 0), mode="RGB"))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        atomic_write_bytes(folder / "images" / entry["file_name"], buffer.getvalue())
+        _atomic_write(folder / "images" / entry["file_name"], buffer.getvalue())
     json_path = folder / "annotations" / "instances.json"
-    atomic_write_json(json_path, coco)
+    _atomic_write(json_path, json.dumps(coco).encode("utf-8"))
     return json_path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``; mode 0644 minus umask
+    (``mkstemp`` alone would leave 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o644 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
