@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from stridelab.study import scenes as scenes_module
 from stridelab.study.scenes import (
@@ -15,6 +17,7 @@ from stridelab.study.scenes import (
     scene_stats,
     source_pool,
 )
+from tests._budget import budget
 
 
 @pytest.fixture(scope="module")
@@ -217,3 +220,28 @@ def test_other_canvas_scales_sizes_and_buckets() -> None:
     assert big.images.shape == (20, 1, 128, 128) and big.area_thresholds == (256.0, 2304.0)
     heights = [b[3] - b[1] for boxes in big.boxes for b in boxes]
     assert max(heights) <= 65 and min(heights) >= 8
+
+
+def _check_consistent(s: SceneSet) -> None:
+    """Masks, instances, boxes and labels agree (an independent re-derivation from the maps)."""
+    for i in range(len(s)):
+        k = len(s.labels[i])
+        assert 1 <= k and sorted(np.unique(s.instances[i]).tolist()) == list(range(k + 1))
+        for j in range(k):
+            own = s.instances[i] == j + 1
+            rows, cols = np.nonzero(own)
+            assert s.boxes[i][j].tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+            assert (s.masks[i][own] == 1 + s.labels[i][j]).all()
+        assert ((s.masks[i] > 0) == (s.instances[i] > 0)).all()
+
+
+@settings(max_examples=budget(6))
+@given(seed=st.integers(0, 2**31), canvas=st.sampled_from([32, 48, 64, 96]),
+       max_digits=st.integers(1, 6), clutter=st.floats(0.0, 1.0),
+       split=st.sampled_from(["train", "val", "test"]))
+def test_any_parameters_give_consistent_scenes(seed: int, canvas: int, max_digits: int,
+                                               clutter: float, split: str) -> None:
+    s = make_scenes(3, canvas=canvas, max_digits=max_digits, seed=seed, split=split, clutter=clutter)
+    assert s.images.shape == (3, 1, canvas, canvas)
+    assert all(len(labels) <= max_digits for labels in s.labels)
+    _check_consistent(s)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 import numpy as np
@@ -302,21 +302,49 @@ def _paste_max(image: np.ndarray, patch: np.ndarray, top: int, left: int) -> Non
     np.maximum(image[y0:y1, x0:x1], window, out=image[y0:y1, x0:x1])
 
 
-def _add_clutter(rng: np.random.Generator, image: np.ndarray, clutter: float,
-                 pool: np.ndarray) -> None:
-    canvas = image.shape[0]
+CLUTTER_BANK_SIZE = 96
+
+
+def _round_window(height: int, width: int) -> np.ndarray:
+    """1 at the centre, falling smoothly to 0 at the inscribed ellipse."""
+    ys = (np.arange(height) + 0.5) / height * 2.0 - 1.0
+    xs = (np.arange(width) + 0.5) / width * 2.0 - 1.0
+    radius = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    return 1.0 - _smoothstep(radius, 0.3, 1.0)
+
+
+@lru_cache(maxsize=8)
+def _clutter_bank(split: str, canvas: int) -> tuple[np.ndarray, ...]:
+    """Clutter patches (peak about 1) for one split and canvas, made once from a fixed seed: half
+    curved strokes, half pieces of real scans of that split (3-4 of their 8 rows and columns, never
+    a whole digit). Scenes draw from the bank with random flips, rotations and strengths."""
+    rng = np.random.default_rng([_POOL_SEED, SPLITS.index(split), canvas])
     scans, _ = _source_digits()
-    for _ in range(rng.poisson(6.0 * clutter)):
-        strength = rng.uniform(0.15, 0.4)
-        if rng.random() < 0.5:
+    pool = source_pool(split)
+    patches = []
+    for k in range(CLUTTER_BANK_SIZE):
+        if k % 2 == 0:
             patch = _stroke_fragment(rng, rng.uniform(0.06, 0.25) * canvas)
-        else:  # a piece of a real scan: 3-4 of its 8 rows and columns, not a whole digit
+        else:
             scan = scans[rng.choice(pool)]
             side = int(rng.integers(3, 5))
             r, c = rng.integers(0, 8 - side + 1, size=2)
-            piece = scan[r:r + side, c:c + side]
-            patch = render_digit(np.pad(piece, ((0, 8 - side), (0, 0))),
-                                 int(rng.integers(8, 24)))
+            piece = np.pad(scan[r:r + side, c:c + side], ((0, 8 - side), (0, 0)))
+            patch = render_digit(piece, max(4, int(round(rng.uniform(0.12, 0.38) * canvas))))
+            patch = patch * _round_window(*patch.shape)  # fade out: no cut-off stroke ends
+        patch.setflags(write=False)
+        patches.append(patch)
+    return tuple(patches)
+
+
+def _add_clutter(rng: np.random.Generator, image: np.ndarray, clutter: float, split: str) -> None:
+    canvas = image.shape[0]
+    bank = _clutter_bank(split, canvas)
+    for _ in range(rng.poisson(6.0 * clutter)):
+        patch = np.rot90(bank[int(rng.integers(len(bank)))], k=int(rng.integers(4)))
+        if rng.random() < 0.5:
+            patch = patch[:, ::-1]
+        strength = rng.uniform(0.15, 0.4)
         top = int(rng.integers(-patch.shape[0] // 2, canvas - patch.shape[0] // 2))
         left = int(rng.integers(-patch.shape[1] // 2, canvas - patch.shape[1] // 2))
         _paste_max(image, strength * patch, top, left)
@@ -325,10 +353,16 @@ def _add_clutter(rng: np.random.Generator, image: np.ndarray, clutter: float,
 # --- placement ---------------------------------------------------------------------------------
 
 
-def _height_range(aspect: float, bucket: int, min_size: int, max_size: int,
+@cache
+def _ink_area_ratio(source: int) -> float:
+    """Ink-box area over height^2 of source scan ``source``, measured on a 32-pixel rendering."""
+    return box_area(tight_box(_render_source(source, 32) >= 0.5)) / 32.0 ** 2
+
+
+def _height_range(ratio: float, bucket: int, min_size: int, max_size: int,
                   thresholds: tuple[float, float]) -> tuple[float, float] | None:
-    """Heights (px) whose box area, about ``aspect * height^2``, falls in ``bucket`` (0, 1, 2)."""
-    edges = (0.0, float(np.sqrt(thresholds[0] / aspect)), float(np.sqrt(thresholds[1] / aspect)),
+    """Heights (px) whose ink-box area, about ``ratio * height^2``, falls in ``bucket`` (0..2)."""
+    edges = (0.0, float(np.sqrt(thresholds[0] / ratio)), float(np.sqrt(thresholds[1] / ratio)),
              np.inf)
     low, high = max(float(min_size), edges[bucket]), min(float(max_size) + 1.0, edges[bucket + 1])
     return (low, high) if high > low else None
@@ -338,28 +372,23 @@ def _draw_digit(rng: np.random.Generator, pool: np.ndarray, min_size: int, max_s
                 thresholds: tuple[float, float], tries: int = 6) -> tuple[int, np.ndarray]:
     """A source scan and its rendering whose ink box falls in a size bucket drawn uniformly.
 
-    The height is log-uniform within the bucket's range for that scan's aspect ratio; a draw
-    whose rendered ink box misses the bucket (thin strokes shrink the box) is redrawn up to
-    ``tries`` times, then the last one is kept.
+    The height is log-uniform within the bucket's range for that scan's ink-box shape; a draw
+    whose rendered box still misses the bucket (rounding at small sizes) or a scan that cannot
+    reach it (a narrow "1" is never large) is redrawn up to ``tries`` times, then the last kept.
     """
-    scans, _ = _source_digits()
     bucket = int(rng.integers(len(SIZE_BUCKETS)))
-    source, shape = 0, np.zeros((1, 1), dtype=np.float32)
+    source, shape = int(rng.choice(pool)), None
     for _ in range(tries):
         source = int(rng.choice(pool))
-        aspect = float((scans[source].max(axis=0) > 0).sum()) / 8.0
-        span = _height_range(aspect, bucket, min_size, max_size, thresholds)
+        span = _height_range(_ink_area_ratio(source), bucket, min_size, max_size, thresholds)
         if span is None:
-            bucket = int(rng.integers(len(SIZE_BUCKETS)))
             continue
         height = int(np.clip(np.floor(np.exp(rng.uniform(np.log(span[0]), np.log(span[1])))),
                              min_size, max_size))
         shape = _render_source(source, height)
         if SIZE_BUCKETS.index(bucket_of_area(box_area(tight_box(shape >= 0.5)), thresholds)) == bucket:
             break
-    if shape.shape == (1, 1):
-        shape = _render_source(source, max_size)
-    return source, shape
+    return source, (_render_source(source, max_size) if shape is None else shape)
 
 
 def _dilate8(mask: np.ndarray) -> np.ndarray:
@@ -469,7 +498,7 @@ def make_scenes(count: int, *, canvas: int = 64, max_digits: int = 4, seed: int 
     labels: list[np.ndarray] = []
     for i in range(count):
         scene = _Scene(image=_background(rng, canvas, clutter), instances=instances[i])
-        _add_clutter(rng, scene.image, clutter, pool)
+        _add_clutter(rng, scene.image, clutter, split)
         drawn = [_draw_digit(rng, pool, min_size, max_size, thresholds)
                  for _ in range(int(rng.integers(1, max_digits + 1)))]
         # largest first: big digits need the most room; the first one always fits on the empty
