@@ -229,6 +229,20 @@ def test_other_bad_inputs(tmp_path: Path) -> None:
         load_coco_folder(tmp_path, image_size=2)
 
 
+@pytest.mark.parametrize(("images", "annotations", "words"), [
+    ([{"id": 10, "file_name": "a.png", "width": W, "height": H}],
+     [{"id": 4, "image_id": 12, "category_id": 3, "bbox": [0, 0, 1, 1]}], "annotation 4 has no image_id"),
+    ([{"id": 10, "file_name": "a.png"}, {"id": 10, "file_name": "b.png"}], [], "unique integer id"),
+    ([{"id": 10, "file_name": "a.png", "width": "wide", "height": H}], [], "integer width"),
+    ([{"id": 10}], [], "file_name"),
+    ([], [], "no images"),
+])
+def test_bad_image_lists_name_the_json(tmp_path: Path, images: list[Any],
+                                       annotations: list[Any], words: str) -> None:
+    _write_folder(tmp_path, images=images, annotations=annotations)
+    assert "instances_val.json" in (message := _error(tmp_path)) and words in message
+
+
 def test_images_of_different_sizes_need_image_size(tmp_path: Path) -> None:
     _write_folder(tmp_path, annotations=[])
     Image.fromarray(np.zeros((H + 2, W), np.uint8)).save(tmp_path / "val" / "b.png")

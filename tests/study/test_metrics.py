@@ -103,6 +103,7 @@ def test_cocoeval_prints_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     ([(np.zeros((1, 4)), np.zeros(1), np.array([5]))], "labels"),
     ([(np.full((1, 4), np.nan), np.zeros(1), np.zeros(1, np.int64))], "finite"),
     ([(np.zeros((1, 4)), np.zeros(1))], "tuple"),
+    ([(np.array([[10.0, 0, 5, 5]]), np.zeros(1), np.zeros(1, np.int64))], "x1 >= x0"),
 ])
 def test_bad_predictions_are_rejected(predictions: list[object], word: str) -> None:
     gt = _ground_truth([[[0, 0, 20, 20]]], [[0]])

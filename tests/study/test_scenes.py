@@ -245,3 +245,10 @@ def test_any_parameters_give_consistent_scenes(seed: int, canvas: int, max_digit
     assert s.images.shape == (3, 1, canvas, canvas)
     assert all(len(labels) <= max_digits for labels in s.labels)
     _check_consistent(s)
+
+
+def test_zero_scenes_is_an_empty_set() -> None:
+    empty = make_scenes(0)
+    assert len(empty) == 0 and empty.images.shape == (0, 1, 64, 64) and empty.boxes == []
+    stats = scene_stats(empty)
+    assert stats["objects"] == 0 and stats["buckets"] == {"small": 0, "medium": 0, "large": 0}

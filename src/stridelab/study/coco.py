@@ -269,6 +269,31 @@ def _objects(path: Path, anns: list[dict[str, Any]], height: int, width: int,
     return instances, classes, boxes, labels
 
 
+def _image_entries(json_path: Path, images: list[Any]) -> list[dict[str, Any]]:
+    """Validated ``images`` entries: unique int ``id``, ``file_name`` and the optional
+    ``size`` = (height, width) from the JSON."""
+    if not images:
+        raise _Bad(json_path, "COCO JSON lists no images")
+    entries: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for entry in images:
+        try:
+            ident = entry["id"]
+            if not isinstance(ident, int) or isinstance(ident, bool) or ident in seen:
+                raise ValueError
+            name = entry["file_name"]
+            if not isinstance(name, str) or not name:
+                raise ValueError
+            size = ((int(entry["height"]), int(entry["width"]))
+                    if "height" in entry and "width" in entry else None)
+        except (KeyError, TypeError, ValueError):
+            raise _Bad(json_path, f"image entry {entry!r:.80} needs a unique integer id, a "
+                                  "file_name and integer width and height") from None
+        seen.add(ident)
+        entries.append({"id": ident, "file_name": name, "size": size})
+    return entries
+
+
 def _thresholds_from_info(json_path: Path, info: Any) -> tuple[float, float]:
     """COCO's (32^2, 96^2), or the thresholds :func:`to_coco` stored in ``info``."""
     if not isinstance(info, dict) or THRESHOLDS_KEY not in info:
@@ -294,13 +319,13 @@ def load_coco_folder(path: str | Path, *, image_size: int | None = None,
         names = tuple(str(c["name"]) for c in categories)
     except (KeyError, TypeError, ValueError):
         raise _Bad(json_path, "every category needs an integer id and a name") from None
-    by_image: dict[Any, list[dict[str, Any]]] = {}
+    entries = _image_entries(json_path, data["images"])
+    by_image: dict[int, list[dict[str, Any]]] = {entry["id"]: [] for entry in entries}
     for ann in data["annotations"]:
-        if not isinstance(ann, dict) or "image_id" not in ann:
-            raise _Bad(json_path, f"annotation {ann!r:.60} has no image_id")
-        by_image.setdefault(ann["image_id"], []).append(ann)
-    if not data["images"]:
-        raise _Bad(json_path, "COCO JSON lists no images")
+        if not isinstance(ann, dict) or ann.get("image_id") not in by_image:
+            shown = ann.get("id", "?") if isinstance(ann, dict) else repr(ann)[:40]
+            raise _Bad(json_path, f"annotation {shown} has no image_id of a listed image")
+        by_image[ann["image_id"]].append(ann)
     pixels: list[np.ndarray] = []
     instance_maps: list[np.ndarray] = []
     class_maps: list[np.ndarray] = []
@@ -309,15 +334,13 @@ def load_coco_folder(path: str | Path, *, image_size: int | None = None,
     greys: list[bool] = []
     ids: list[int] = []
     files: list[str] = []
-    for entry in data["images"]:
-        if not isinstance(entry, dict) or "file_name" not in entry or "id" not in entry:
-            raise _Bad(json_path, f"image entry {entry!r:.60} needs id and file_name")
-        file = _image_file(folder, json_path, str(entry["file_name"]))
-        expected = ((int(entry["height"]), int(entry["width"]))
-                    if "height" in entry and "width" in entry else None)
-        image, grey = _open_image(file, expected)
+    original_areas: list[float] = []
+    for entry in entries:
+        file = _image_file(folder, json_path, entry["file_name"])
+        image, grey = _open_image(file, entry["size"])
         height, width = image.shape[:2]
-        inst, cls, box, lab = _objects(json_path, by_image.get(entry["id"], []), height, width, class_of)
+        inst, cls, box, lab = _objects(json_path, by_image[entry["id"]], height, width, class_of)
+        original_areas.append(float(height * width))
         if image_size is not None:
             scale = np.array([image_size / width, image_size / height] * 2, dtype=np.float32)
             image = _resize(image, image_size, nearest=False)
@@ -333,15 +356,14 @@ def load_coco_folder(path: str | Path, *, image_size: int | None = None,
         class_maps.append(cls)
         boxes.append(box)
         labels.append(lab)
-        ids.append(int(entry["id"]))
-        files.append(str(entry["file_name"]))
+        ids.append(entry["id"])
+        files.append(entry["file_name"])
     stacked = np.stack(pixels).transpose(0, 3, 1, 2)
     if all(greys):
         stacked = stacked[:, :1]
     thresholds = _thresholds_from_info(json_path, data.get("info"))
     if image_size is not None:
-        originals = [float(e.get("width", 0)) * float(e.get("height", 0)) for e in data["images"]]
-        factor = image_size ** 2 / float(np.median(originals)) if min(originals) > 0 else 1.0
+        factor = image_size ** 2 / float(np.median(original_areas))
         thresholds = (thresholds[0] * factor, thresholds[1] * factor)
     return SceneSet(images=np.ascontiguousarray(stacked, dtype=np.float32),
                     masks=np.stack(class_maps), instances=np.stack(instance_maps), boxes=boxes,

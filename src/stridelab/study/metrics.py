@@ -56,6 +56,8 @@ def _check_predictions(gt: SceneSet, predictions: Sequence[Prediction]) -> list[
                              f"({len(boxes)}, {len(scores)}, {len(labels)})")
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             raise ValueError(f"predictions[{i}]: boxes and scores must be finite")
+        if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
+            raise ValueError(f"predictions[{i}]: boxes must be x0, y0, x1, y1 with x1 >= x0, y1 >= y0")
         if len(labels) and (not np.issubdtype(labels.dtype, np.integer)
                             or labels.min() < 0 or labels.max() >= gt.num_classes):
             raise ValueError(f"predictions[{i}]: labels must be integers in 0..{gt.num_classes - 1}")

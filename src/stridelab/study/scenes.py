@@ -91,7 +91,7 @@ def tight_box(mask: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SceneSet:
     """Images with per-pixel class masks, instance masks, boxes and labels (see module docstring).
 
