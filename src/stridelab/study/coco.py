@@ -1,4 +1,4 @@
-"""COCO-format folders in and out of a :class:`~stridelab.study.scenes.SceneSet` (via pycocotools).
+"""COCO-format folders in and out of a :class:`~stridelab.study.scene_set.SceneSet` (via pycocotools).
 
 Reading (:func:`load_coco_folder`):
 
@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from stridelab.study.scenes import COCO_AREA_THRESHOLDS, SceneSet, box_area
+from stridelab.study.scene_set import COCO_AREA_THRESHOLDS, SceneSet, box_area
 
 IGNORE_LABEL = -1
 #: ``info`` key under which :func:`to_coco` stores the SceneSet's size-bucket area thresholds

@@ -2,7 +2,7 @@
 
 * :func:`detection_metrics`: COCO AP@[.5:.95], AP50, AP75, AP / AR by object size, by
   pycocotools' ``COCOeval`` (its printing silenced). Its size ranges are the ground truth's
-  ``area_thresholds`` (scaled to the canvas, see :mod:`stridelab.study.scenes`) instead of COCO's
+  ``area_thresholds`` (scaled to the canvas, see :mod:`stridelab.study.scene_set`) instead of COCO's
   fixed 32^2 / 96^2, and an object's area is its box area (see :func:`stridelab.study.coco.to_coco`).
 * :func:`multilabel_map`: mean over classes (with at least one positive) of scikit-learn's
   ``average_precision_score``, for the scenes classification task (which digits are present).
@@ -26,7 +26,7 @@ from stridelab.study.metrics_segmentation import (
     scene_segmentation_metrics,
     segmentation_metrics,
 )
-from stridelab.study.scenes import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area
+from stridelab.study.scene_set import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area
 
 __all__ = ["DETECTION_KEYS", "Prediction", "boundary_tolerance_px", "detection_metrics",
            "multilabel_map", "scene_segmentation_metrics", "segmentation_metrics"]

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from stridelab.study.scenes import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area, tight_box
+from stridelab.study.scene_set import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area, tight_box
 
 IGNORE_INDEX = -1
 CSURKA_DIAGONAL_FRACTION = 0.0075
