@@ -12,13 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stridelab.study.coco import (
-    IGNORE_LABEL,
-    load_coco_folder,
-    rle_counts_from_string,
-    to_coco,
-    write_coco_folder,
-)
+from stridelab.study.coco import IGNORE_LABEL, load_coco_folder, to_coco, write_coco_folder
+from stridelab.study.coco_masks import rle_counts_from_string
 from stridelab.study.scenes import make_scenes
 
 H, W = 16, 20
