@@ -246,3 +246,17 @@ def test_images_of_different_sizes_need_image_size(tmp_path: Path) -> None:
     (tmp_path / "annotations" / "instances_val.json").write_text(json.dumps(data))
     assert "pass image_size" in (message := _error(tmp_path)) and "b.png" in message
     assert load_coco_folder(tmp_path, image_size=24).images.shape == (2, 3, 24, 24)
+
+
+def test_a_loaded_coco_folder_feeds_the_metrics(tmp_path: Path) -> None:
+    from stridelab.study.metrics import detection_metrics, scene_segmentation_metrics
+
+    _write_folder(tmp_path)
+    scenes = load_coco_folder(tmp_path)
+    perfect = [(b, np.ones(len(b)), lab) for b, lab in zip(scenes.boxes, scenes.labels)]
+    assert detection_metrics(scenes, perfect)["AP"] == pytest.approx(1.0)  # COCO ids 3 and 7
+    predicted = np.where(scenes.masks == IGNORE_LABEL, 2, scenes.masks)  # anything on the crowd
+    result = scene_segmentation_metrics(scenes, predicted)
+    assert result["mIoU"] == pytest.approx(1.0) and result["boundary_F1"] == pytest.approx(1.0)
+    assert json.loads(json.dumps(to_coco(scenes)))["categories"][0] == {
+        "id": 3, "name": "cat", "supercategory": "object"}

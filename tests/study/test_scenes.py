@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -88,6 +90,7 @@ def test_digit_counts_and_size_buckets_are_populated(train_scenes: SceneSet) -> 
     assert 4 <= min(heights) <= 7 and 28 <= max(heights) <= 33 and min(sides) > 2
     assert set(np.concatenate(s.labels).tolist()) == set(range(10))
     stats = scene_stats(s)
+    assert json.loads(json.dumps(stats)) == stats  # goes into results.json as is
     assert stats["objects"] == len(buckets) and stats["images"] == 60
     assert stats["buckets"] == {name: buckets.count(name) for name in SIZE_BUCKETS}
     assert sum(stats["box_side_histogram"]["counts"]) == len(buckets)
