@@ -212,6 +212,8 @@ def test_slicing_subsets_and_presence(train_scenes: SceneSet) -> None:
     ({"count": 2, "split": "dev"}, "split"), ({"count": 2, "max_digits": 0}, "max_digits"),
     ({"count": 2, "clutter": 1.5}, "clutter"), ({"count": 2, "min_size": 10, "max_size": 8}, "max_size"),
     ({"count": 2, "max_size": 80}, "max_size"), ({"count": 2, "max_overlap": 1.0}, "max_overlap"),
+    ({"count": 2, "seed": -1}, "seed"), ({"count": 2.5}, "count"),
+    ({"count": 2, "clutter": "lots"}, "clutter"),
 ])
 def test_bad_arguments_name_the_parameter(kwargs: dict[str, object], word: str) -> None:
     with pytest.raises(ValueError, match=word):

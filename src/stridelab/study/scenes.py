@@ -231,10 +231,10 @@ def _place_digit(rng: np.random.Generator, scene: _Scene, shape: np.ndarray, lab
     return False
 
 
-def _check_args(count: int, canvas: int, max_digits: int, split: str, min_size: int,
+def _check_args(count: int, canvas: int, max_digits: int, seed: int, split: str, min_size: int,
                 max_size: int, clutter: float, max_overlap: float) -> None:
     for label, value, low in (("count", count, 0), ("canvas", canvas, 16), ("max_digits", max_digits, 1),
-                              ("min_size", min_size, 4)):
+                              ("seed", seed, 0), ("min_size", min_size, 4)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{label} must be an int >= {low}; got {value!r}")
     if not isinstance(max_size, int) or not min_size <= max_size <= canvas:
@@ -242,9 +242,9 @@ def _check_args(count: int, canvas: int, max_digits: int, split: str, min_size: 
                          f"got {max_size!r}")
     if split not in SPLITS:
         raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}")
-    if not 0.0 <= clutter <= 1.0:
+    if not isinstance(clutter, (int, float)) or not 0.0 <= clutter <= 1.0:
         raise ValueError(f"clutter must be in [0, 1]; got {clutter!r}")
-    if not 0.0 <= max_overlap < 1.0:
+    if not isinstance(max_overlap, (int, float)) or not 0.0 <= max_overlap < 1.0:
         raise ValueError(f"max_overlap must be in [0, 1); got {max_overlap!r}")
 
 
@@ -262,7 +262,7 @@ def make_scenes(count: int, *, canvas: int = 64, max_digits: int = 4, seed: int 
     """
     min_size = max(4, int(round(canvas * 3 / 32))) if min_size is None else min_size
     max_size = canvas // 2 if max_size is None else max_size
-    _check_args(count, canvas, max_digits, split, min_size, max_size, clutter, max_overlap)
+    _check_args(count, canvas, max_digits, seed, split, min_size, max_size, clutter, max_overlap)
     scans, targets = _source_digits()
     pool = source_pool(split)
     thresholds = area_thresholds(canvas)
