@@ -14,7 +14,9 @@ Reading (:func:`load_coco_folder`; masks decoded and validated by :mod:`stridela
 * Masks: polygons or RLE (compressed or not) decoded by pycocotools; an annotation with an empty
   ``segmentation`` is painted as its box. Where instances overlap, the smaller object wins (objects
   are painted largest first). ``iscrowd`` annotations are not objects: their pixels get the label
-  :data:`IGNORE_LABEL` (-1) in ``masks`` (segmentation metrics skip them) and they have no box.
+  :data:`IGNORE_LABEL` (-1) in ``masks`` (segmentation metrics skip them; train with
+  ``ignore_index=-1``) and they have no box, so a detection on a crowd counts as a false positive
+  (COCO's own evaluation would ignore it).
 * Channels: ``images`` has 1 channel if every image is greyscale (Pillow modes 1, L, LA, I, I;16,
   F), else 3 (everything converted to RGB); values in [0, 1].
 * Sizes: with ``image_size=None`` all images must share one size and the size buckets are COCO's
