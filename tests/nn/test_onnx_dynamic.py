@@ -232,3 +232,12 @@ def assert_static_graph(path: pathlib.Path,
         for attribute in node.attribute:
             if attribute.name == "auto_pad":
                 assert not attribute.s.startswith(b"SAME"), node
+
+
+def test_export_refuses_the_one_inexact_avg_pool_with_a_named_fix(tmp_path: pathlib.Path) -> None:
+    """'same' + divisor_override + ceil_mode has no exact ONNX form: a ValueError names the fix."""
+    layer = AvgPool2d(3, 2, padding="same", ceil_mode=True, divisor_override=4).eval()
+    with pytest.raises(Exception, match="ceil_mode=False or divisor_override=None"):
+        torch.onnx.export(layer, (torch.zeros(1, 1, 9, 9),), str(tmp_path / "m.onnx"),
+                          dynamo=False, input_names=["x"],
+                          dynamic_axes={"x": {2: "h", 3: "w"}})

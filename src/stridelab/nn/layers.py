@@ -310,8 +310,9 @@ class AvgPool2d(torch.nn.AvgPool2d):
         """Window sums of a padded input (every window full): mean times the window size. The
         legacy exporter drops ``divisor_override`` from ``AveragePool``, so it is applied here."""
         if self.ceil_mode:
-            raise NotImplementedError("AvgPool2d with 'same' padding, divisor_override and "
-                                      "ceil_mode=True cannot be exported exactly to ONNX")
+            raise ValueError("AvgPool2d with padding='same', divisor_override and ceil_mode=True "
+                             "cannot be exported exactly to ONNX: set ceil_mode=False or "
+                             "divisor_override=None")
         kernel = self._resolver.kernel
         mean = F.avg_pool2d(padded, kernel, self.stride, 0, False, True, None)
         return mean * float(kernel[0] * kernel[1])
