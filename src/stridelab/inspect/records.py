@@ -42,7 +42,7 @@ class LayerRecord:
     activation_bytes: int
     spatial: bool = True
     window: str | None = None
-
+    global_context: bool = False
 
     @property
     def depth(self) -> int:  # noqa: D401
