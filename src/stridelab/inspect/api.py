@@ -148,11 +148,11 @@ def inspect(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224),
         for module, training in modes.items():
             module.training = training
     assert recorder is not None
-    out_field, _context = _output_field(recorder, output, ndim)
+    out_field, out_context = _output_field(recorder, output, ndim)
     records = _records(recorder.groups, params)
     total_params = sum(p.numel() for p in model.parameters())
     report = Report(_model_name(model), size, batch_size, str(dev), records, out_field,
-                    total_params, [], capture)
+                    total_params, [], capture, out_context)
     report.diagnostics = diagnose(report, recorder.groups, min_field_fraction,
                                   unused_params=total_params - sum(r.params for r in records))
     return report
