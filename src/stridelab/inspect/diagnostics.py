@@ -267,7 +267,7 @@ def _field_size(report: Report, groups: list[Group], fraction: float) -> list[Di
     spatial_in = report.input_size[1:]
     out = []
     for record, group in zip(report.layers, groups):
-        if not record.spatial or _pooled_to_one(record, group):
+        if not record.spatial or record.global_context or _pooled_to_one(record, group):
             continue
         over = [a for a, r in enumerate(record.receptive_field.size) if r > spatial_in[a]]
         if over:

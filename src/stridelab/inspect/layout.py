@@ -188,13 +188,19 @@ def reshape(layout: Layout, shape: Sequence[int]) -> Layout | None:
 
 
 def _merge_plain(factors: list[Factor]) -> Dim:
-    """Adjacent non-spatial digits multiply into one."""
+    """Adjacent digits that form one number merge: non-spatial ones multiply, and an outer
+    digit on the same axis whose step is the inner one's span (a window index followed by the
+    position inside the window) becomes one digit again."""
     out: list[Factor] = []
     for f in factors:
         if f.count == 1 and f.axis is None:
             continue
-        if out and f.axis is None and out[-1].axis is None:
-            out[-1] = Factor(None, out[-1].count * f.count)
+        last = out[-1] if out else None
+        if last is not None and f.axis is None and last.axis is None:
+            out[-1] = Factor(None, last.count * f.count)
+        elif (last is not None and f.axis is not None and last.axis == f.axis
+              and last.step == f.count * f.step):
+            out[-1] = Factor(f.axis, last.count * f.count, f.step)
         else:
             out.append(f)
     return Dim(tuple(out))

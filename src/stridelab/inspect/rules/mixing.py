@@ -173,7 +173,8 @@ def batch_norm(call: Call) -> Outcome | None:
 @rule("_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_flash_attention",
       "_scaled_dot_product_efficient_attention", "_scaled_dot_product_attention_math",
       "scaled_dot_product_attention", "_scaled_dot_product_cudnn_attention",
-      "_scaled_dot_product_fused_attention_overrideable", "_scaled_dot_product_attention_math_for_mps")
+      "_scaled_dot_product_fused_attention_overrideable", "_scaled_dot_product_attention_math_for_mps",
+      "_native_multi_head_attention")
 def attention(call: Call) -> Outcome | None:
     """Queries keep their positions; keys and values (``dim -2``) are read whole."""
     q, k, v = call.args[0], call.args[1], call.args[2]

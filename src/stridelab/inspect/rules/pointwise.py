@@ -75,14 +75,15 @@ def broadcast_merge(tracked: Sequence[tuple[torch.Tensor, Info]], out_shape: tup
     rank = len(out_shape)
     parts: list[tuple[ReceptiveField, set[int]]] = []
     gate = False
+    spans = layout.axes()
     for shape, info in entries:
         off = rank - len(shape)
         keep: set[int] = set()
         for k, dim in enumerate(info.layout.dims):
             if shape[k] == out_shape[k + off]:
                 keep |= {f.axis for f in dim.factors if f.axis is not None}
-            elif info.context and dims[k + off].axes():
-                gate = True
+        # a global input that holds no position where the output has many: a gate
+        gate |= info.context and bool(spans - info.layout.axes())
         parts.append((info.field, keep))
     held = set().union(*(keep for _, keep in parts))
     parts = [(field, keep | (set(range(ndim)) - held)) for field, keep in parts]
