@@ -161,7 +161,8 @@ def combine(parts: Sequence[tuple[ReceptiveField, set[int]]], ndim: int,
         unique = list(dict.fromkeys(fields))
         size = max(out_layout.extent(axis), 1)
         merged, aligned = merge_fields(unique, (size,))
-        misaligned |= not aligned
+        # without positions on this axis every part is one global window: nothing to align
+        misaligned |= not aligned and size > 1
         axes.append(merged)
     field = ReceptiveField.from_axes(axes)
     return field, tuple(dict.fromkeys(f for f, _ in parts)) if misaligned else ()

@@ -59,8 +59,9 @@ def _product(call: Call, a: object, b: object, batched: bool) -> Outcome:
     parts: list[tuple[ReceptiveField, set[int]]] = []
     context = False
     rebased: set[int] = set()
+    kept_b = [d for d in ([0, col] if batched else [col]) if d not in contract_b]
     for info, contracted, kept_dims in ((ia, [col], [0, row] if batched else [row]),
-                                        (ib, contract_b, [0] if batched else [])):
+                                        (ib, contract_b, kept_b)):
         if info is None:
             continue
         done = contract(info, contracted, out)

@@ -179,8 +179,8 @@ def _join(call: Call, tensors: list[object], dim: int, stacked: bool) -> Outcome
         new = Dim(old.factors, old.before + before, old.after + after)
         layout = replace(grid.layout, dims=grid.layout.dims[:dim] + (new,)
                          + grid.layout.dims[dim + 1:])
-        field, misaligned = combine(parts, call.ndim, layout)
-        return Outcome([Result(field, layout, context)], misaligned=misaligned)
+        # the extra entries (class tokens) hold no position: they add context, not field
+        return Outcome([Result(grid.field, layout, context)])
     if len(set(others)) > 1 or len({i.layout.base for i in tracked}) > 1:
         woven = _interleaved(call, tracked, infos, dim)
         if woven is not None:

@@ -126,8 +126,34 @@ def pooling(call: Call) -> Outcome | None:
 
 @rule(*PADS)
 def padding(call: Call) -> Outcome | None:
-    pad = call.arg(1, "pad", ())
-    return _slide(call, max(len(pad) // 2, 1))
+    pad = list(call.arg(1, "pad", ()))
+    count = max(len(pad) // 2, 1)
+    tensor, info = call.first
+    rank = tensor.ndim
+    padded = [(rank - 1 - i, pad[2 * i], pad[2 * i + 1]) for i in range(len(pad) // 2)
+              if pad[2 * i] or pad[2 * i + 1]]
+    tokens = [k for k, _, _ in padded if len(info.layout.dims[k].axes()) > 1
+              or info.layout.dims[k].before or info.layout.dims[k].after]
+    if tokens:
+        return _pad_entries(call, info, padded)
+    return _slide(call, count)
+
+
+def _pad_entries(call: Call, info: Info, padded: list[tuple[int, int, int]]) -> Outcome:
+    """Padding a token sequence (a flattened grid) adds entries that hold no position, as a
+    class token does (CoaT pads one in front of the image tokens)."""
+    dims = list(info.layout.dims)
+    for k, before, after in padded:
+        dim = dims[k]
+        if before < 0 or after < 0 or (dim.spatial and len(dim.axes()) <= 1
+                                       and not dim.before and not dim.after):
+            return unknown(call, call.tracked())
+        dims[k] = (Dim(dim.factors, dim.before + before, dim.after + after) if dim.spatial
+                   else lay.plain_dim(dim.size + before + after))
+    layout = Layout(tuple(dims), info.layout.base)
+    if layout.shape != call.out_shape:
+        return unknown(call, call.tracked())
+    return Outcome([Result(info.field, layout, info.context)])
 
 
 @rule("pixel_shuffle")
