@@ -169,7 +169,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         """Parameters this operator uses; a view of a parameter stays that parameter."""
         keys = []
         for t in leaves:
-            key = id(t) if id(t) in self.params else self.aliases.get(t)
+            key = id(t) if id(t) in self.params else self.aliases.get(t)  # type: ignore[no-untyped-call]
             if key is not None and key not in keys:
                 keys.append(key)
         if keys and name in VIEWS and len(keys) == 1 and not any(t in self.infos
