@@ -303,8 +303,21 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
 
 
 class _Tracer(torch.fx.Tracer):
+    _param_names: dict[int, str] | None = None
+
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         return is_leaf_module(m)
+
+    def create_arg(self, a: Any) -> Any:
+        """A parameter passed to a function: FX searches every parameter for it on each use
+        (quadratic on large models); look it up by identity instead."""
+        if isinstance(a, torch.nn.Parameter):
+            if self._param_names is None:
+                self._param_names = {id(p): n for n, p in self.root.named_parameters()}
+            name = self._param_names.get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
 
 
 class _Interpreter(torch.fx.Interpreter):
