@@ -53,7 +53,9 @@ class StudyConfig:
     name: str = "study"
     runs_dir: str = "runs"
     dataset: str = "digits"
-    variants: str = DEFAULT_VARIANTS
+    task: str = "classify"
+    variants: str = "auto"
+    canvas: int = 64
     seeds: int = 2
     seed: int = 0
     epochs: int = 6
@@ -82,7 +84,29 @@ class StudyConfig:
             raise ValueError(f"latency_repeats must be >= 1; got {self.latency_repeats}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be one of cpu, cuda, auto; got {self.device!r}")
+        if not isinstance(self.canvas, int) or self.canvas < 32:
+            raise ValueError(f"canvas must be an int >= 32 (pixels; output stride 32 needs "
+                             f"it); got {self.canvas!r}")
+        from stridelab.study.tasks import parse_tasks
+
+        tasks = parse_tasks(self.task)
+        scenes = self.dataset == "scenes" or self.dataset.startswith("coco:")
+        if not scenes and tasks != ["classify"]:
+            raise ValueError(f"task {self.task!r} needs --dataset scenes or coco:PATH (dataset "
+                             f"{self.dataset!r} has class labels only); use --task classify")
         self.train_settings().validate()
+        if self.augment != "none" and (scenes or tasks != ["classify"]):
+            raise ValueError("augment='shift' is supported for classification of digits / "
+                             "folder / cifar10 only; use --augment none with scenes")
+
+    def task_list(self) -> list[str]:
+        from stridelab.study.tasks import parse_tasks
+
+        return parse_tasks(self.task)
+
+    @property
+    def scene_dataset(self) -> bool:
+        return self.dataset == "scenes" or self.dataset.startswith("coco:")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,
