@@ -166,4 +166,7 @@ def test_skip_decoder_segmentation_keeps_any_input_size(output_stride: int | Non
                               decoder_channels=8)
     assert model.decoder is not None and model.decoder.strides[0] == 2
     assert model.decoder.strides[-1] == (output_stride or 32)
-    assert model(torch.zeros(1, 1, 37, 45)).shape == (1, 4, 37, 45)
+    out = model(torch.randn(2, 1, 37, 45))
+    assert out.shape == (2, 4, 37, 45)
+    out.square().mean().backward()  # DDP needs every parameter to take part
+    assert all(p.grad is not None for p in model.parameters())

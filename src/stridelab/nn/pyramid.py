@@ -3,8 +3,10 @@
 Input: a backbone's ``features()`` dict ``{effective_stride: (N, C_s, H_s, W_s)}``. Each chosen
 stride gets a 1x1 lateral conv to ``channels``; the top-down path starts at the coarsest stride and,
 going finer, upsamples the running map to the next map's exact size (nearest neighbour, as in the
-paper; any size, so odd inputs work) and adds that map's lateral; a 3x3 conv then smooths every
-merged map. Output: ``{stride: (N, channels, H_s, W_s)}`` for the same strides.
+paper; any size, so odd inputs work) and adds that map's lateral; a 3x3 conv (+ BN + ReLU) then
+smooths every merged map that is an output. Output: ``{stride: (N, channels, H_s, W_s)}`` for the
+``outputs`` strides (default: all; a decoder that reads only the finest map asks for that one, so
+that no parameter goes unused, which DistributedDataParallel requires).
 
 Used as the detector's multi-scale neck (strides 8..32) and as the skip-connected decoder of
 :class:`stridelab.nn.SegmentationModel` (``upsample="skip"``: strides from the output stride down
@@ -22,7 +24,8 @@ from torch import Tensor, nn
 class FeaturePyramid(nn.Module):
     """Top-down pathway with lateral connections over ``in_channels`` (``{stride: channels}``)."""
 
-    def __init__(self, in_channels: Mapping[int, int], *, channels: int = 32) -> None:
+    def __init__(self, in_channels: Mapping[int, int], *, channels: int = 32,
+                 outputs: Sequence[int] | None = None) -> None:
         super().__init__()
         if not in_channels:
             raise ValueError("in_channels must map at least one stride to its channel count")
@@ -33,13 +36,17 @@ class FeaturePyramid(nn.Module):
         if not isinstance(channels, int) or channels < 1:
             raise ValueError(f"channels must be an int >= 1, got {channels!r}")
         self.strides: tuple[int, ...] = tuple(sorted(in_channels))
+        self.outputs: tuple[int, ...] = tuple(sorted(set(outputs))) if outputs else self.strides
+        if not set(self.outputs) <= set(self.strides):
+            raise ValueError(f"outputs must be among the strides {list(self.strides)}; got "
+                             f"{list(outputs or [])}")
         self.channels = channels
         self.lateral = nn.ModuleDict({str(s): nn.Conv2d(in_channels[s], channels, 1)
                                       for s in self.strides})
         self.smooth = nn.ModuleDict({
             str(s): nn.Sequential(nn.Conv2d(channels, channels, 3, padding=1, bias=False),
                                   nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
-            for s in self.strides})
+            for s in self.outputs})
 
     def forward(self, features: Mapping[int, Tensor]) -> dict[int, Tensor]:
         missing = [s for s in self.strides if s not in features]
@@ -52,8 +59,9 @@ class FeaturePyramid(nn.Module):
             if running is not None:
                 lateral = lateral + F.interpolate(running, size=lateral.shape[-2:], mode="nearest")
             running = lateral
-            merged[stride] = self.smooth[str(stride)](lateral)
-        return {s: merged[s] for s in self.strides}
+            if stride in self.outputs:
+                merged[stride] = self.smooth[str(stride)](lateral)
+        return {s: merged[s] for s in self.outputs}
 
 
 def pyramid_strides(available: Sequence[int], finest: int, coarsest: int) -> list[int]:

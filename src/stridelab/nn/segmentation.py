@@ -76,7 +76,7 @@ class SegmentationModel(nn.Module):
                                                            backbone.output_stride),
                                       backbone.output_stride)
             self.decoder = FeaturePyramid({s: available[s] for s in strides},
-                                          channels=decoder_channels)
+                                          channels=decoder_channels, outputs=strides[:1])
             channels = decoder_channels
         inner = max(channels // 4, 1)
         self.head = nn.Sequential(

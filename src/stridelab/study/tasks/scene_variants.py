@@ -119,19 +119,22 @@ def parse_scene_variant(name: str, task: str, *, depth: int = 8, width: int = 16
     if not match or int(match.group(1)) not in OUTPUT_STRIDES:
         problem = "unknown name"
     tokens = [t for t in (match.group(2).split("-") if match else []) if t]
-    reach, pool, upsample = "strided", "stride", "bilinear"
+    chosen: dict[str, str] = {}
     for token in tokens:
-        if token in REACH:
-            reach = token
-        elif token in POOLS:
-            pool = POOLS[token]
-        elif token in UPSAMPLES and task == "segment":
-            upsample = token
+        kind = ("reach" if token in REACH else "downsample" if token in POOLS
+                else "upsampling" if token in UPSAMPLES and task == "segment" else None)
+        if kind is None:
+            problem = problem or f"unknown part {token!r}"
+        elif kind in chosen:
+            problem = problem or f"repeated or conflicting {kind} ({chosen[kind]!r}, {token!r})"
         else:
-            problem = f"unknown part {token!r}"
-    if problem or len(set(tokens)) != len(tokens) or match is None:
-        raise ValueError(f"variant {name!r} for --task {task}: {problem or 'repeated part'}; "
-                         f"names are {allowed_names(task)}")
+            chosen[kind] = token
+    if problem or match is None:
+        raise ValueError(f"variant {name!r} for --task {task}: {problem}; names are "
+                         f"{allowed_names(task)}")
+    reach = chosen.get("reach", "strided")
+    pool = POOLS.get(chosen.get("downsample", ""), "stride")
+    upsample = chosen.get("upsampling", "bilinear")
     output_stride = int(match.group(1))
     plan = _reach(replace(base, downsample=pool), output_stride, reach)
     if task == "segment":
