@@ -90,7 +90,7 @@ def test_digits_claims_pick_the_right_variants() -> None:
     rows = {row["key"]: row for row in evaluate_claims(fixed_results())}
     # compute: aggressive (stride 16) vs no-downsampling (stride 1): 2.5 M vs 120 M MACs
     assert rows["compute"]["verdict"] == "supported"
-    assert rows["compute"]["measurements"][0].startswith("macs: aggressive")
+    assert rows["compute"]["measurements"][0].startswith("classify macs: aggressive")
     # invariance: consistency 0.79 +- 0.014 (aggressive) vs 0.9725 +- 0.0035: against
     assert rows["invariance"]["verdict"] == "contradicted"
     # no maxpool variant, no segmentation / detection in this run

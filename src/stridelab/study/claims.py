@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 RELATIVE_FLOOR = 0.01
+FRACTIONS = ("test_accuracy", "consistency", "mAP", "mIoU", "boundary_F1", "IoU_small",
+             "IoU_medium", "IoU_large", "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large")
 SIGMAS = 2.0
 EXPECTATIONS = ("higher", "lower", "not lower")
 AS_CLAIMED, AGAINST, NO_DIFFERENCE = "as claimed", "against", "no difference"
@@ -47,22 +49,33 @@ class Comparison:
     a: Stat
     b: Stat
     expect: str
+    task: str = ""
 
     @property
     def outcome(self) -> str:
         return compare(self.a.mean, self.a.std, self.b.mean, self.b.std, self.expect)
 
     def describe(self) -> str:
-        return (f"{self.metric}: {self.a.variant} {_fmt(self.a)} vs {self.b.variant} "
-                f"{_fmt(self.b)} (claim: {self.expect}; {self.outcome})")
+        where = f"{self.task} " if self.task else ""
+        return (f"{where}{self.metric}: {self.a.variant} {_fmt(self.a, self.metric)} vs "
+                f"{self.b.variant} {_fmt(self.b, self.metric)} (claim: {self.expect}; "
+                f"{self.outcome})")
 
 
-def _fmt(stat: Stat) -> str:
-    def number(value: float) -> str:
-        if abs(value) >= 1e4:
-            return f"{value:.3g}"
-        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
-    return number(stat.mean) + (f" ± {number(stat.std)}" if stat.std else "")
+def _fmt(stat: Stat, metric: str) -> str:
+    """MACs in M, bytes in MiB, fractions (metrics in [0, 1]) in %, anything else as is."""
+    if metric == "macs":
+        scale, unit, digits = 1e-6, " M", 2
+    elif metric.endswith("bytes"):
+        scale, unit, digits = 1 / 2**20, " MiB", 2
+    elif metric in FRACTIONS:
+        scale, unit, digits = 100.0, " %", 1
+    else:
+        scale, unit, digits = 1.0, "", 3
+    text = f"{stat.mean * scale:.{digits}f}"
+    if stat.std * scale >= 0.5 * 10 ** -digits:
+        text += f" ± {stat.std * scale:.{digits}f}"
+    return text + unit
 
 
 def threshold(a: float, sa: float, b: float, sb: float) -> float:
@@ -121,7 +134,8 @@ def _stat(variant: dict[str, Any], metric: str) -> Stat | None:
 def _compare(a: dict[str, Any], b: dict[str, Any], metric: str,
              expect: str) -> list[Comparison]:
     sa, sb = _stat(a, metric), _stat(b, metric)
-    return [Comparison(metric, sa, sb, expect)] if sa and sb else []
+    task = str(a.get("task", "classify"))
+    return [Comparison(metric, sa, sb, expect, task)] if sa and sb else []
 
 
 def _single_path(variants: list[dict[str, Any]]) -> list[dict[str, Any]]:

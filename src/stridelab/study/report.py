@@ -24,6 +24,7 @@ from stridelab.study.task_report import (
 )
 
 DEFAULT_RUN_NAME = "study"
+SEP = "\x1f"  # joins a claim's measurements until they are escaped for HTML
 
 COLUMNS = ("variant", "top-1 %", "consistency %", "params", "MACs", "act. mem", "RF",
            "eff. stride", "latency ms", "img/s b64", "train mem", "train s")
@@ -223,7 +224,8 @@ def _title_for(plot: str) -> str:
 def _claims_markdown(results: dict[str, Any]) -> list[str]:
     if not results.get("claims"):
         return []
-    return ["## The claims, measured", "", markdown_table(CLAIM_COLUMNS, claim_rows(results)),
+    rows = claim_rows(results, separator="<br>")
+    return ["## The claims, measured", "", markdown_table(CLAIM_COLUMNS, rows, left=3),
             claims_note(), ""]
 
 
@@ -282,8 +284,13 @@ def render_html(results: dict[str, Any], plot_dir: Path, plots: list[str],
     setup = "".join(f"<li>{esc(line[2:])}</li>" for line in _setup_lines(results))
     body = [f"<h1>{esc(report_title(results))}</h1><ul>{setup}</ul>"]
     if results.get("claims"):
-        body.append(f"<h2>The claims, measured</h2>{_html_table(CLAIM_COLUMNS, claim_rows(results))}"
-                    f"<p>{esc(claims_note())}</p>")
+        rows = "".join(
+            f"<tr><td>{esc(claim)}</td><td>{'<br>'.join(esc(m) for m in measured.split(SEP))}"
+            f"</td><td>{esc(verdict)}</td></tr>"
+            for claim, measured, verdict in claim_rows(results, separator=SEP))
+        head = "".join(f"<th>{esc(c)}</th>" for c in CLAIM_COLUMNS)
+        body.append(f"<h2>The claims, measured</h2><table class=\"claims\"><thead><tr>{head}"
+                    f"</tr></thead><tbody>{rows}</tbody></table><p>{esc(claims_note())}</p>")
     if is_scene_study(results):
         for task in results.get("tasks", []):
             body.append(f"<h2>{esc(task_title(task, results))}</h2>"
@@ -308,7 +315,8 @@ def render_html(results: dict[str, Any], plot_dir: Path, plots: list[str],
     style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px}"
              "table{border-collapse:collapse;margin-bottom:1em}td,th{border:1px solid #ccc;"
              "padding:4px 8px;text-align:right}td:first-child,th:first-child{text-align:left}"
-             "figure{display:inline-block;margin:1em}img{max-width:680px}")
+             "figure{display:inline-block;margin:1em}img{max-width:680px}"
+             "table.claims td{text-align:left;vertical-align:top}")
     return (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>"
             f"{esc(report_title(results))}</title><style>{style}</style></head><body>"
             f"{''.join(body)}</body></html>\n")

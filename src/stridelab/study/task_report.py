@@ -31,10 +31,11 @@ DETAIL_METRICS = (("segment", "boundary_F1", "boundary F1"), ("segment", "IoU_sm
                   ("detect", "AP_small", "AP of small digits"))
 
 
-def claim_rows(results: dict[str, Any]) -> list[tuple[str, str, str]]:
+def claim_rows(results: dict[str, Any], separator: str = "; ") -> list[tuple[str, str, str]]:
+    """(claim, measurements joined by ``separator``, verdict) per claim."""
     rows = []
     for claim in results.get("claims", []):
-        measured = "; ".join(claim["measurements"]) or "—"
+        measured = separator.join(claim["measurements"]) or "—"
         verdict = claim["verdict"] + (f" ({claim['depends_on']})"
                                       if claim["verdict"] in ("depends", "not measured") else "")
         rows.append((claim["claim"], measured, verdict))
@@ -120,8 +121,10 @@ def text_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join([line(columns), rule, *[line(r) for r in rows], rule]) + "\n"
 
 
-def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]],
+                   left: int = 1) -> str:
+    """GitHub Markdown; the first ``left`` columns left-aligned, the others right-aligned."""
     head = "| " + " | ".join(columns) + " |"
-    align = "|" + "|".join([":---"] + ["---:"] * (len(columns) - 1)) + "|"
+    align = "|" + "|".join([":---"] * left + ["---:"] * (len(columns) - left)) + "|"
     body = ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
     return "\n".join([head, align, *body]) + "\n"

@@ -150,6 +150,6 @@ def is_scene_variant_name(name: str) -> bool:
 
 DEFAULT_SCENE_VARIANTS = {
     "classify": "os32-strided,os32-maxpool,os8-dilated",
-    "segment": "os8-dilated-bilinear,os16-dilated-bilinear,os32-strided-bilinear,os32-skip",
-    "detect": "os8-dilated,os16-dilated,os32-strided,fpn",
+    "segment": "os8-dilated-bilinear,os32-strided-bilinear,os32-skip",
+    "detect": "os8-dilated,os32-strided,fpn",
 }
