@@ -49,8 +49,10 @@ class CenterHead(nn.Module):
                                   nn.BatchNorm2d(width), nn.ReLU(inplace=True))
         self.out = nn.Conv2d(width, num_classes + REGRESSION_CHANNELS, 1)
         with torch.no_grad():  # start every centre at the prior probability (focal-loss init)
-            self.out.bias.zero_()
-            self.out.bias[:num_classes] = -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY)
+            bias = self.out.bias
+            assert bias is not None
+            bias.zero_()
+            bias[:num_classes] = -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY)
 
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.out(self.body(x))

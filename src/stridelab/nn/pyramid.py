@@ -20,6 +20,8 @@ from collections.abc import Mapping, Sequence
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from stridelab.nn.resnet import ResNet
+
 
 class FeaturePyramid(nn.Module):
     """Top-down pathway with lateral connections over ``in_channels`` (``{stride: channels}``)."""
@@ -69,7 +71,7 @@ def pyramid_strides(available: Sequence[int], finest: int, coarsest: int) -> lis
     return sorted({s for s in available if finest <= s <= coarsest})
 
 
-def feature_channels(backbone: nn.Module) -> dict[int, int]:
+def feature_channels(backbone: ResNet) -> dict[int, int]:
     """``{effective_stride: channels}`` of a :class:`stridelab.nn.ResNet`'s ``features()`` dict
     (when stages share a stride the deepest one is kept, as ``features()`` does)."""
     plan = backbone.plan

@@ -15,7 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from stridelab.study.plots import _png, plt
+import matplotlib.pyplot as plt
+
+from stridelab.study.plots import _png
 from stridelab.study.runs import atomic_write_bytes, latest_checkpoint
 from stridelab.study.tasks.scene_data import SceneSplits
 
@@ -53,7 +55,8 @@ def _load(config: Any, task: str, variant: Any, data: SceneSplits,
         return None
     model = variant.build(num_classes=data.num_classes, in_channels=data.in_channels)
     model.load_state_dict(torch.load(found[1], map_location="cpu", weights_only=False)["model"])
-    return model.to(device).eval()
+    loaded: torch.nn.Module = model.to(device).eval()
+    return loaded
 
 
 def _show(axes: Any, image: np.ndarray, title: str) -> None:

@@ -6,7 +6,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from stridelab.study.plots import _png, accuracy_vs_macs, latency, metric_vs_stride, plt
+import matplotlib.pyplot as plt
+
+from stridelab.study.plots import _png, accuracy_vs_macs, latency, metric_vs_stride
 
 TASK_METRIC_LABELS = {"classify": ("mAP", "test mAP (%)"), "segment": ("mIoU", "test mIoU (%)"),
                       "detect": ("AP", "test AP@[.5:.95] (%)")}

@@ -5,6 +5,7 @@ drop as the output stride grows" lines, as rows of cells (rendered to Markdown, 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from stridelab.study.claims import RULE
@@ -121,7 +122,7 @@ def text_table(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
     return "\n".join([line(columns), rule, *[line(r) for r in rows], rule]) + "\n"
 
 
-def markdown_table(columns: tuple[str, ...], rows: list[tuple[str, ...]],
+def markdown_table(columns: tuple[str, ...], rows: Sequence[Sequence[str]],
                    left: int = 1) -> str:
     """GitHub Markdown; the first ``left`` columns left-aligned, the others right-aligned."""
     head = "| " + " | ".join(columns) + " |"

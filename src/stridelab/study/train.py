@@ -57,8 +57,12 @@ class Objective(Protocol):
     score (higher is better, recorded in the history as ``validation_key``)."""
 
     train_x: torch.Tensor
-    validation_key: str
-    supports_shift: bool
+
+    @property
+    def validation_key(self) -> str: ...
+
+    @property
+    def supports_shift(self) -> bool: ...
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor: ...
 

@@ -66,6 +66,12 @@ class SceneTask:
     def validation_score(self, model: nn.Module, device: torch.device) -> float:
         return float(self.metrics(model, "val", device)[PRIMARY[self.name]])
 
+    def train_targets(self, indices: torch.Tensor) -> Any:
+        raise NotImplementedError
+
+    def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, float]:
+        raise NotImplementedError
+
     def metrics(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
         raise NotImplementedError
 
