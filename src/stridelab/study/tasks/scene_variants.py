@@ -48,6 +48,7 @@ class SceneVariant:
     head: str
     levels: tuple[int, ...] = ()
     source: str = "built-in"
+    neck_channels: int = 32  # skip decoder / pyramid width (2 x the backbone's width)
 
     @property
     def output_stride(self) -> int:
@@ -77,8 +78,10 @@ class SceneVariant:
             return ResNet(self.plan, num_classes=num_classes, in_channels=in_channels)
         backbone = ResNet(self.plan, num_classes=0, in_channels=in_channels)
         if self.task == "segment":
-            return SegmentationModel(backbone, num_classes=num_classes + 1, upsample=self.head)
-        return CenterNet(backbone, num_classes=num_classes, strides=self.levels)
+            return SegmentationModel(backbone, num_classes=num_classes + 1, upsample=self.head,
+                                     decoder_channels=self.neck_channels)
+        return CenterNet(backbone, num_classes=num_classes, strides=self.levels,
+                         channels=self.neck_channels)
 
 
 def scene_plan(*, depth: int = 8, width: int = 16) -> StridePlan:
@@ -112,8 +115,9 @@ def allowed_names(task: str) -> str:
 def parse_scene_variant(name: str, task: str, *, depth: int = 8, width: int = 16) -> SceneVariant:
     """The variant called ``name`` for ``task`` (grammar in the module docstring)."""
     base = scene_plan(depth=depth, width=width)
+    neck = 2 * width
     if task == "detect" and name == "fpn":
-        return SceneVariant(name, task, base, "centernet", PYRAMID_STRIDES)
+        return SceneVariant(name, task, base, "centernet", PYRAMID_STRIDES, neck_channels=neck)
     match = NAME.match(name)
     problem = None
     if not match or int(match.group(1)) not in OUTPUT_STRIDES:
@@ -138,9 +142,9 @@ def parse_scene_variant(name: str, task: str, *, depth: int = 8, width: int = 16
     output_stride = int(match.group(1))
     plan = _reach(replace(base, downsample=pool), output_stride, reach)
     if task == "segment":
-        return SceneVariant(name, task, plan, upsample)
+        return SceneVariant(name, task, plan, upsample, neck_channels=neck)
     if task == "detect":
-        return SceneVariant(name, task, plan, "centernet", (output_stride,))
+        return SceneVariant(name, task, plan, "centernet", (output_stride,), neck_channels=neck)
     return SceneVariant(name, task, plan, "multilabel")
 
 
