@@ -12,10 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import matplotlib.pyplot as plt
 import numpy as np
 import torch
-
-import matplotlib.pyplot as plt
 
 from stridelab.study.plots import _png
 from stridelab.study.runs import atomic_write_bytes, latest_checkpoint
