@@ -59,7 +59,7 @@ def detail_vs_stride(results: dict[str, Any]) -> bytes:
                 if _finite(value):
                     axes.axhline(value, color=color, linestyle="--", linewidth=1)
                     axes.annotate(f"{other['name']}", (max(xs), value), fontsize=7, color=color,
-                                  textcoords="offset points", xytext=(4, 2))
+                                  textcoords="offset points", xytext=(-2, 2), ha="right")
     axes.set_xscale("log", base=2)
     axes.set_xticks([8, 16, 32], ["8", "16", "32"])
     axes.minorticks_off()
