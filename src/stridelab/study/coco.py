@@ -1,6 +1,6 @@
-"""COCO-format folders in and out of a :class:`~stridelab.study.scenes.SceneSet` (via pycocotools).
+"""COCO-format folders in and out of a :class:`~stridelab.study.scene_set.SceneSet` (via pycocotools).
 
-Reading (:func:`load_coco_folder`):
+Reading (:func:`load_coco_folder`; masks decoded and validated by :mod:`stridelab.study.coco_masks`):
 
 * Annotation file: the ``annotations`` argument if given; else the single
   ``<folder>/annotations/instances*.json``; else the single ``<folder>/*.json``. Several
@@ -14,7 +14,9 @@ Reading (:func:`load_coco_folder`):
 * Masks: polygons or RLE (compressed or not) decoded by pycocotools; an annotation with an empty
   ``segmentation`` is painted as its box. Where instances overlap, the smaller object wins (objects
   are painted largest first). ``iscrowd`` annotations are not objects: their pixels get the label
-  :data:`IGNORE_LABEL` (-1) in ``masks`` (segmentation metrics skip them) and they have no box.
+  :data:`IGNORE_LABEL` (-1) in ``masks`` (segmentation metrics skip them; train with
+  ``ignore_index=-1``) and they have no box, so a detection on a crowd counts as a false positive
+  (COCO's own evaluation would ignore it).
 * Channels: ``images`` has 1 channel if every image is greyscale (Pillow modes 1, L, LA, I, I;16,
   F), else 3 (everything converted to RGB); values in [0, 1].
 * Sizes: with ``image_size=None`` all images must share one size and the size buckets are COCO's
@@ -36,14 +38,15 @@ from __future__ import annotations
 
 import io
 import json
-import warnings
-from collections.abc import Sequence
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from stridelab.study.scenes import COCO_AREA_THRESHOLDS, SceneSet, box_area
+from stridelab.study.coco_masks import decode_segmentation, encode_mask
+from stridelab.study.scene_set import COCO_AREA_THRESHOLDS, SceneSet, box_area
 
 IGNORE_LABEL = -1
 #: ``info`` key under which :func:`to_coco` stores the SceneSet's size-bucket area thresholds
@@ -56,97 +59,6 @@ class _Bad(ValueError):
 
     def __init__(self, file: Path, problem: str) -> None:
         super().__init__(f"{file}: {' '.join(problem.split())}")
-
-
-# --- compressed RLE validation ------------------------------------------------------------------
-
-
-def rle_counts_from_string(counts: str) -> list[int]:
-    """Decode COCO's compressed RLE string (pycocotools' ``rleFrString``) into run lengths.
-
-    Each run is a little-endian base-32 number, 5 bits per character (character code - 48), bit
-    0x20 marks "more characters follow", bit 0x10 of the last character is the sign; from the third
-    run on the value is a difference to the run two positions earlier.
-    """
-    runs: list[int] = []
-    position = 0
-    while position < len(counts):
-        value, shift, more = 0, 0, True
-        while more:
-            if position >= len(counts):
-                raise ValueError("RLE string ends in the middle of a run")
-            code = ord(counts[position]) - 48
-            if not 0 <= code < 64:
-                raise ValueError(f"RLE string has an invalid character {counts[position]!r}")
-            value |= (code & 0x1F) << shift
-            more = bool(code & 0x20)
-            position += 1
-            shift += 5
-            if not more and code & 0x10:
-                value -= 1 << shift
-        if len(runs) > 2:
-            value += runs[-2]
-        runs.append(value)
-    return runs
-
-
-def _check_runs(runs: Sequence[Any], height: int, width: int) -> None:
-    if not all(isinstance(r, (int, np.integer)) and not isinstance(r, bool) and r >= 0 for r in runs):
-        raise ValueError("RLE counts must be non-negative integers")
-    if sum(int(r) for r in runs) != height * width:
-        raise ValueError(f"RLE counts sum to {sum(int(r) for r in runs)}, not height*width = "
-                         f"{height * width}")
-
-
-def decode_segmentation(segmentation: Any, height: int, width: int) -> np.ndarray:
-    """Boolean (height, width) mask of a COCO ``segmentation`` (polygons or RLE), validated.
-
-    Raises ValueError (without a file name) for anything that does not describe the image.
-    """
-    from pycocotools import mask as mask_utils
-
-    if isinstance(segmentation, list):
-        polygons = []
-        for polygon in segmentation:
-            if (not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2
-                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in polygon)):
-                raise ValueError("a polygon must be a list of >= 3 finite x, y pairs")
-            polygons.append([float(v) for v in polygon])
-        rles = mask_utils.frPyObjects(polygons, height, width)
-        return _decode(mask_utils.merge(rles))
-    if not isinstance(segmentation, dict) or "counts" not in segmentation or "size" not in segmentation:
-        raise ValueError("segmentation must be a list of polygons or an RLE dict with size and counts")
-    if list(segmentation["size"]) != [height, width]:
-        raise ValueError(f"RLE size {segmentation['size']} differs from the image's "
-                         f"[height, width] = [{height}, {width}]")
-    counts = segmentation["counts"]
-    if isinstance(counts, list):
-        _check_runs(counts, height, width)
-        rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts}, height, width)
-    elif isinstance(counts, (str, bytes)):
-        text = counts.decode("ascii") if isinstance(counts, bytes) else counts
-        _check_runs(rle_counts_from_string(text), height, width)
-        rle = {"size": [height, width], "counts": text.encode("ascii")}
-    else:
-        raise ValueError("RLE counts must be a list of integers or a compressed string")
-    return _decode(rle)
-
-
-def _decode(rle: dict[str, Any]) -> np.ndarray:
-    """pycocotools' decode, without its NumPy-2 ``__array__`` DeprecationWarning (harmless)."""
-    from pycocotools import mask as mask_utils
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"__array__ implementation", category=DeprecationWarning)
-        return np.asarray(mask_utils.decode(rle), dtype=bool)
-
-
-def encode_mask(mask: np.ndarray) -> dict[str, Any]:
-    """Compressed RLE (JSON-ready: counts as str) of a boolean 2-D mask."""
-    from pycocotools import mask as mask_utils
-
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -267,6 +179,31 @@ def _objects(path: Path, anns: list[dict[str, Any]], height: int, width: int,
     return instances, classes, boxes, labels
 
 
+def _image_entries(json_path: Path, images: list[Any]) -> list[dict[str, Any]]:
+    """Validated ``images`` entries: unique int ``id``, ``file_name`` and the optional
+    ``size`` = (height, width) from the JSON."""
+    if not images:
+        raise _Bad(json_path, "COCO JSON lists no images")
+    entries: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    for entry in images:
+        try:
+            ident = entry["id"]
+            if not isinstance(ident, int) or isinstance(ident, bool) or ident in seen:
+                raise ValueError
+            name = entry["file_name"]
+            if not isinstance(name, str) or not name:
+                raise ValueError
+            size = ((int(entry["height"]), int(entry["width"]))
+                    if "height" in entry and "width" in entry else None)
+        except (KeyError, TypeError, ValueError):
+            raise _Bad(json_path, f"image entry {entry!r:.80} needs a unique integer id, a "
+                                  "file_name and integer width and height") from None
+        seen.add(ident)
+        entries.append({"id": ident, "file_name": name, "size": size})
+    return entries
+
+
 def _thresholds_from_info(json_path: Path, info: Any) -> tuple[float, float]:
     """COCO's (32^2, 96^2), or the thresholds :func:`to_coco` stored in ``info``."""
     if not isinstance(info, dict) or THRESHOLDS_KEY not in info:
@@ -292,13 +229,13 @@ def load_coco_folder(path: str | Path, *, image_size: int | None = None,
         names = tuple(str(c["name"]) for c in categories)
     except (KeyError, TypeError, ValueError):
         raise _Bad(json_path, "every category needs an integer id and a name") from None
-    by_image: dict[Any, list[dict[str, Any]]] = {}
+    entries = _image_entries(json_path, data["images"])
+    by_image: dict[int, list[dict[str, Any]]] = {entry["id"]: [] for entry in entries}
     for ann in data["annotations"]:
-        if not isinstance(ann, dict) or "image_id" not in ann:
-            raise _Bad(json_path, f"annotation {ann!r:.60} has no image_id")
-        by_image.setdefault(ann["image_id"], []).append(ann)
-    if not data["images"]:
-        raise _Bad(json_path, "COCO JSON lists no images")
+        if not isinstance(ann, dict) or ann.get("image_id") not in by_image:
+            shown = ann.get("id", "?") if isinstance(ann, dict) else repr(ann)[:40]
+            raise _Bad(json_path, f"annotation {shown} has no image_id of a listed image")
+        by_image[ann["image_id"]].append(ann)
     pixels: list[np.ndarray] = []
     instance_maps: list[np.ndarray] = []
     class_maps: list[np.ndarray] = []
@@ -307,15 +244,13 @@ def load_coco_folder(path: str | Path, *, image_size: int | None = None,
     greys: list[bool] = []
     ids: list[int] = []
     files: list[str] = []
-    for entry in data["images"]:
-        if not isinstance(entry, dict) or "file_name" not in entry or "id" not in entry:
-            raise _Bad(json_path, f"image entry {entry!r:.60} needs id and file_name")
-        file = _image_file(folder, json_path, str(entry["file_name"]))
-        expected = ((int(entry["height"]), int(entry["width"]))
-                    if "height" in entry and "width" in entry else None)
-        image, grey = _open_image(file, expected)
+    original_areas: list[float] = []
+    for entry in entries:
+        file = _image_file(folder, json_path, entry["file_name"])
+        image, grey = _open_image(file, entry["size"])
         height, width = image.shape[:2]
-        inst, cls, box, lab = _objects(json_path, by_image.get(entry["id"], []), height, width, class_of)
+        inst, cls, box, lab = _objects(json_path, by_image[entry["id"]], height, width, class_of)
+        original_areas.append(float(height * width))
         if image_size is not None:
             scale = np.array([image_size / width, image_size / height] * 2, dtype=np.float32)
             image = _resize(image, image_size, nearest=False)
@@ -331,15 +266,14 @@ def load_coco_folder(path: str | Path, *, image_size: int | None = None,
         class_maps.append(cls)
         boxes.append(box)
         labels.append(lab)
-        ids.append(int(entry["id"]))
-        files.append(str(entry["file_name"]))
+        ids.append(entry["id"])
+        files.append(entry["file_name"])
     stacked = np.stack(pixels).transpose(0, 3, 1, 2)
     if all(greys):
         stacked = stacked[:, :1]
     thresholds = _thresholds_from_info(json_path, data.get("info"))
     if image_size is not None:
-        originals = [float(e.get("width", 0)) * float(e.get("height", 0)) for e in data["images"]]
-        factor = image_size ** 2 / float(np.median(originals)) if min(originals) > 0 else 1.0
+        factor = image_size ** 2 / float(np.median(original_areas))
         thresholds = (thresholds[0] * factor, thresholds[1] * factor)
     return SceneSet(images=np.ascontiguousarray(stacked, dtype=np.float32),
                     masks=np.stack(class_maps), instances=np.stack(instance_maps), boxes=boxes,
@@ -391,8 +325,6 @@ def write_coco_folder(scenes: SceneSet, path: str | Path) -> Path:
     ``annotations/instances.json``; files are written atomically. Returns the JSON path."""
     from PIL import Image
 
-    from stridelab.study.runs import atomic_write_bytes, atomic_write_json
-
     folder = Path(path)
     coco = to_coco(scenes)
     for i, entry in enumerate(coco["images"]):
@@ -401,7 +333,26 @@ def write_coco_folder(scenes: SceneSet, path: str | Path) -> Path:
                  else Image.fromarray(pixels[:3].transpose(1, 2, 0), mode="RGB"))
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        atomic_write_bytes(folder / "images" / entry["file_name"], buffer.getvalue())
+        _atomic_write(folder / "images" / entry["file_name"], buffer.getvalue())
     json_path = folder / "annotations" / "instances.json"
-    atomic_write_json(json_path, coco)
+    _atomic_write(json_path, json.dumps(coco).encode("utf-8"))
     return json_path
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write via a temporary file in the same folder and ``os.replace``; mode 0644 minus umask
+    (``mkstemp`` alone would leave 0600)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o644 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -2,7 +2,7 @@
 
 * :func:`detection_metrics`: COCO AP@[.5:.95], AP50, AP75, AP / AR by object size, by
   pycocotools' ``COCOeval`` (its printing silenced). Its size ranges are the ground truth's
-  ``area_thresholds`` (scaled to the canvas, see :mod:`stridelab.study.scenes`) instead of COCO's
+  ``area_thresholds`` (scaled to the canvas, see :mod:`stridelab.study.scene_set`) instead of COCO's
   fixed 32^2 / 96^2, and an object's area is its box area (see :func:`stridelab.study.coco.to_coco`).
 * :func:`multilabel_map`: mean over classes (with at least one positive) of scikit-learn's
   ``average_precision_score``, for the scenes classification task (which digits are present).
@@ -26,7 +26,7 @@ from stridelab.study.metrics_segmentation import (
     scene_segmentation_metrics,
     segmentation_metrics,
 )
-from stridelab.study.scenes import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area
+from stridelab.study.scene_set import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area
 
 __all__ = ["DETECTION_KEYS", "Prediction", "boundary_tolerance_px", "detection_metrics",
            "multilabel_map", "scene_segmentation_metrics", "segmentation_metrics"]
@@ -56,6 +56,8 @@ def _check_predictions(gt: SceneSet, predictions: Sequence[Prediction]) -> list[
                              f"({len(boxes)}, {len(scores)}, {len(labels)})")
         if not (np.isfinite(boxes).all() and np.isfinite(scores).all()):
             raise ValueError(f"predictions[{i}]: boxes and scores must be finite")
+        if (boxes[:, 2] < boxes[:, 0]).any() or (boxes[:, 3] < boxes[:, 1]).any():
+            raise ValueError(f"predictions[{i}]: boxes must be x0, y0, x1, y1 with x1 >= x0, y1 >= y0")
         if len(labels) and (not np.issubdtype(labels.dtype, np.integer)
                             or labels.min() < 0 or labels.max() >= gt.num_classes):
             raise ValueError(f"predictions[{i}]: labels must be integers in 0..{gt.num_classes - 1}")

@@ -13,10 +13,12 @@ left out of every count.
   the boundary of a binary mask is its pixels with at least one 4-neighbour inside the image that
   is not in the mask (the image border is not a boundary). A predicted boundary pixel is correct
   if a ground-truth boundary pixel of the same class lies within Euclidean distance ``tolerance``
-  pixels, and vice versa for recall; F1 = 2PR / (P + R). Computed per image and object class
-  present in either map (a class in only one of them scores 0), averaged over those classes per
-  image, then over images. The default tolerance is Csurka et al.'s 0.75 % of the image diagonal,
-  at least 1 pixel (1 px at 64 x 64).
+  pixels, and vice versa for recall; F1 = 2PR / (P + R); as in DAVIS, P = 1 when there is no
+  predicted boundary and R = 1 when there is no ground-truth one. Computed per image and object
+  class present in either map (a class in only one of them scores 0), averaged over those classes
+  per image, then over images (images without any object class in either map are skipped). The
+  default tolerance is Csurka et al.'s 0.75 % of the image diagonal, at least 1 pixel (1 px at
+  64 x 64).
 * **IoU by object size**: for every ground-truth object (an instance of ``instances``), the IoU of
   its pixels G with the pixels P predicted as its class inside its tight box, not counting pixels of
   other ground-truth objects: |P & G| / |P | G|. Averaged per size bucket of the tight box's area.
@@ -29,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from stridelab.study.scenes import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area, tight_box
+from stridelab.study.scene_set import SIZE_BUCKETS, SceneSet, box_area, bucket_of_area, tight_box
 
 IGNORE_INDEX = -1
 CSURKA_DIAGONAL_FRACTION = 0.0075
@@ -101,8 +103,11 @@ def boundary_f1(pred: np.ndarray, gt: np.ndarray, *, num_classes: int, tolerance
             continue
         hit_pred = (pred_b & _dilate_disk(gt_b, tolerance)).sum(axis=(1, 2))
         hit_gt = (gt_b & _dilate_disk(pred_b, tolerance)).sum(axis=(1, 2))
-        precision = np.divide(hit_pred, n_pred, out=np.zeros(n), where=n_pred > 0)
-        recall = np.divide(hit_gt, n_gt, out=np.zeros(n), where=n_gt > 0)
+        # DAVIS's convention: no boundary to check counts as fully correct (P = 1 without a
+        # predicted boundary, R = 1 without a ground-truth one), so identical masks without any
+        # boundary (filling the image) score 1 and a missed class still scores 0.
+        precision = np.divide(hit_pred, n_pred, out=np.ones(n), where=n_pred > 0)
+        recall = np.divide(hit_gt, n_gt, out=np.ones(n), where=n_gt > 0)
         total = precision + recall
         f1 = np.divide(2 * precision * recall, total, out=np.zeros(n), where=total > 0)
         f1_sum += np.where(present, f1, 0.0)
