@@ -139,3 +139,24 @@ def test_bad_scene_flags_one_line_exit_2(flags: list[str], fragment: str, tmp_pa
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and fragment in err
     assert "Traceback" not in err
+
+
+def test_coco_folder_trains_segment_and_detect(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    from stridelab.study.coco import write_coco_folder
+    from stridelab.study.scenes import make_scenes
+
+    folder = tmp_path / "coco-data"
+    write_coco_folder(make_scenes(24, canvas=32, seed=5, split="test"), folder)
+    flags = [f if f != "scenes" else f"coco:{folder}" for f in SCENES]
+    flags[flags.index("classify,segment,detect")] = "segment,detect"
+    flags[flags.index("classify:os32-strided,segment:os16-skip,detect:fpn")] = (
+        "segment:os32,detect:os32")
+    code = main(["study", *flags, "--epochs", "1", "--runs-dir", str(tmp_path), "--name", "coco"])
+    assert code == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "coco" / "results.json").read_text())
+    assert results["dataset"]["name"] == f"coco:{folder}"
+    # 24 images: 2 validation, 5 test (10 % / 20 %), 17 training
+    assert (results["dataset"]["train"], results["dataset"]["val"],
+            results["dataset"]["test"]) == (17, 2, 5)
+    assert [v["task"] for v in results["variants"]] == ["segment", "detect"]
