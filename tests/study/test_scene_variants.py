@@ -68,3 +68,14 @@ def test_task_lists_and_per_task_variants() -> None:
     with pytest.raises(ValueError, match="scenes"):
         resolve_task_variants("segment", "strided", ["segment"], scenes=False, depth=8, width=4,
                               input_size=(64, 64))
+
+
+def test_auto_dataset_follows_the_task() -> None:
+    from stridelab.study.config import StudyConfig
+
+    assert StudyConfig().dataset_spec == "digits" and not StudyConfig().scene_dataset
+    assert StudyConfig(task="segment").dataset_spec == "scenes"
+    assert StudyConfig(task="classify,detect").scene_dataset
+    assert StudyConfig(task="segment", dataset="coco:/x").dataset_spec == "coco:/x"
+    with pytest.raises(ValueError, match="needs --dataset scenes"):
+        StudyConfig(task="detect", dataset="digits").validate()

@@ -51,9 +51,10 @@ def add_parser(subparsers: Any) -> None:
                     "Under torchrun, trains with DistributedDataParallel.")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=d["dataset"],
-                      help="digits | synthetic | cifar10:PATH | folder:PATH (class labels: "
-                           "classify only) | scenes (generated digit scenes with masks and boxes) "
-                           "| coco:PATH (a COCO-format folder) " + DEFAULTS_HELP)
+                      help="auto (digits for --task classify, scenes otherwise) | digits | "
+                           "synthetic | cifar10:PATH | folder:PATH (class labels: classify only) "
+                           "| scenes (generated digit scenes with masks and boxes) | coco:PATH "
+                           "(a COCO-format folder) " + DEFAULTS_HELP)
     data.add_argument("--task", default=d["task"],
                       help="classify | segment | detect, or several comma-separated (segment and "
                            "detect need scenes or coco:PATH) " + DEFAULTS_HELP)

@@ -52,7 +52,7 @@ class StudyConfig:
 
     name: str = "study"
     runs_dir: str = "runs"
-    dataset: str = "digits"
+    dataset: str = "auto"
     task: str = "classify"
     variants: str = "auto"
     canvas: int = 64
@@ -90,7 +90,7 @@ class StudyConfig:
         from stridelab.study.tasks import parse_tasks
 
         tasks = parse_tasks(self.task)
-        scenes = self.dataset == "scenes" or self.dataset.startswith("coco:")
+        scenes = self.scene_dataset
         if not scenes and tasks != ["classify"]:
             raise ValueError(f"task {self.task!r} needs --dataset scenes or coco:PATH (dataset "
                              f"{self.dataset!r} has class labels only); use --task classify")
@@ -105,8 +105,17 @@ class StudyConfig:
         return parse_tasks(self.task)
 
     @property
+    def dataset_spec(self) -> str:
+        """``--dataset``, with ``auto`` resolved: ``digits`` when the only task is classify,
+        ``scenes`` otherwise (so ``stridelab study --task segment`` runs as is)."""
+        if self.dataset != "auto":
+            return self.dataset
+        return "digits" if self.task.strip() == "classify" else "scenes"
+
+    @property
     def scene_dataset(self) -> bool:
-        return self.dataset == "scenes" or self.dataset.startswith("coco:")
+        spec = self.dataset_spec
+        return spec == "scenes" or spec.startswith("coco:")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,

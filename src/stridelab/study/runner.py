@@ -54,10 +54,10 @@ def run_study(config: StudyConfig, *, resume: bool = False, overwrite: bool = Fa
     device = ddp.resolve_device(config.device, int(_env_int("LOCAL_RANK")))
     data: Splits | SceneSplits
     if config.scene_dataset:
-        data = load_scene_splits(config.dataset, canvas=config.canvas, seed=config.seed,
+        data = load_scene_splits(config.dataset_spec, canvas=config.canvas, seed=config.seed,
                                  train_limit=config.train_limit)
     else:
-        data = load_dataset(config.dataset, image_size=config.image_size, seed=config.seed,
+        data = load_dataset(config.dataset_spec, image_size=config.image_size, seed=config.seed,
                             train_limit=config.train_limit)
     plan = {task: resolve_task_variants(task, config.variants, tasks,
                                         scenes=config.scene_dataset, depth=config.depth,
