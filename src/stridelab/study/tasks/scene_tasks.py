@@ -10,7 +10,10 @@ Each task is an :class:`~stridelab.study.train.Objective` (what training optimiz
   their classes' AP), it needs no tie-breaking rule, and it has a threshold-free metric.
   ``consistency``: the fraction of test images whose predicted set of classes (probability > 0.5)
   is the same under two random shifts (Zhang 2019's measure, for sets).
-* ``segment``: per-pixel cross-entropy over background + classes; ``mIoU``, ``boundary_F1`` and
+* ``segment``: per-pixel cross-entropy over background + classes, each label weighted by the inverse
+  square root of its pixel frequency in the training masks (normalized to a mean pixel weight of
+  1: about 90 % of the pixels are background, and unweighted short trainings collapse to "all
+  background"); ``mIoU``, ``boundary_F1`` and
   ``IoU_small`` / ``IoU_medium`` / ``IoU_large`` (IoU of the objects of each size bucket).
 * ``detect``: CenterNet targets and loss (:mod:`stridelab.nn.centernet`); COCO ``AP``, ``AP50``,
   ``AP75``, ``AP_small`` / ``AP_medium`` / ``AP_large`` from pycocotools.
@@ -132,6 +135,11 @@ class SegmentTask(SceneTask):
     def __init__(self, data: SceneSplits) -> None:
         super().__init__(data)
         self.masks = torch.from_numpy(np.ascontiguousarray(data.train.masks, dtype=np.int64))
+        labelled = self.masks[self.masks != IGNORE_LABEL]
+        counts = torch.bincount(labelled, minlength=data.num_classes + 1).double()
+        frequency = counts / counts.sum().clamp_min(1)
+        weights = (frequency + 1e-4).rsqrt()
+        self.class_weights = (weights / (weights * frequency).sum()).float()
 
     def train_targets(self, indices: torch.Tensor) -> torch.Tensor:
         return self.masks[indices]
@@ -140,7 +148,8 @@ class SegmentTask(SceneTask):
         targets = targets.to(outputs.device)
         labelled = targets != IGNORE_LABEL
         correct = float((outputs.argmax(dim=1) == targets)[labelled].double().mean())
-        return F.cross_entropy(outputs, targets, ignore_index=IGNORE_LABEL), correct
+        weights = self.class_weights.to(outputs.device)
+        return F.cross_entropy(outputs, targets, weight=weights, ignore_index=IGNORE_LABEL), correct
 
     def predict_masks(self, model: nn.Module, images: torch.Tensor,
                       device: torch.device) -> np.ndarray:
