@@ -101,3 +101,50 @@ def test_report_files_and_plots_are_real(tmp_path: Path) -> None:
     assert format_markdown_table(results) in markdown
     assert "![Accuracy vs MACs" in markdown
     assert not list(tmp_path.glob(".*.tmp"))  # no temp files left behind
+
+
+def test_report_title_and_file_modes(tmp_path: Path) -> None:
+    from stridelab.study.report import render_markdown, report_title
+
+    results = fixed_results()
+    results["config"]["name"] = "study"  # the default run name
+    assert report_title(results) == "Stride study"
+    assert render_markdown(results, []).startswith("# Stride study\n")
+    results["config"]["name"] = "cifar-long"
+    assert report_title(results) == "Stride study: cifar-long"
+    paths = write_report(results, tmp_path)
+    for path in (paths["html"], paths["markdown"], *tmp_path.glob("*.png")):
+        assert path.stat().st_mode & 0o777 == 0o644, path
+
+
+def test_scene_report_opens_with_the_claims(tmp_path: Path) -> None:
+    from stridelab.study.claims import evaluate_claims
+    from stridelab.study.report import format_summary
+    from tests.study.fixtures import fixed_scene_results
+
+    results = fixed_scene_results()
+    results["claims"] = evaluate_claims(results)
+    paths = write_report(results, tmp_path)
+    markdown = paths["markdown"].read_text(encoding="utf-8")
+    order = [markdown.index(h) for h in ("## The claims, measured", "## Classification",
+                                         "## Segmentation", "## Detection",
+                                         "## Does detail drop")]
+    assert order == sorted(order)
+    claims = markdown[order[0]:order[1]]
+    assert "| A larger stride loses spatial detail (boundaries, small objects) |" in claims
+    assert "| supported |" in claims and "depends (AP fpn vs os8-dilated: no difference)" in claims
+    # numbers with their spread: os8 boundary F1 0.61 ± 0.014
+    assert ("segment boundary_F1: os32-strided-bilinear 31.0 ± 1.4 % vs os8-dilated-bilinear 61.0 ± 1.4 %"
+            in claims)
+    detail = markdown[order[4]:]
+    assert ("segment boundary F1 drops at every step as the output stride grows: stride 8 "
+            "(os8-dilated-bilinear): 61.0 ± 1.4, stride 16 (os16-dilated-bilinear): 51.0 ± 1.4, "
+            "stride 32 (os32-strided-bilinear): 31.0 ± 1.4") in detail
+    assert {p.name for p in tmp_path.glob("*.png")} == {
+        "classify_vs_macs.png", "segment_vs_macs.png", "detect_vs_macs.png",
+        "detail_vs_stride.png", "consistency_vs_stride.png", "latency.png"}
+    page = paths["html"].read_text(encoding="utf-8")
+    assert page.index("The claims, measured") < page.index("Segmentation (")
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == 6
+    text = format_summary(results)
+    assert "os32-skip" in text and "claims (rule in the report):" in text

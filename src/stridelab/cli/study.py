@@ -51,9 +51,19 @@ def add_parser(subparsers: Any) -> None:
                     "Under torchrun, trains with DistributedDataParallel.")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=d["dataset"],
-                      help="digits | synthetic | cifar10:PATH | folder:PATH " + DEFAULTS_HELP)
+                      help="auto (digits for --task classify, scenes otherwise) | digits | "
+                           "synthetic | cifar10:PATH | folder:PATH (class labels: classify only) "
+                           "| scenes (generated digit scenes with masks and boxes) | coco:PATH "
+                           "(a COCO-format folder) " + DEFAULTS_HELP)
+    data.add_argument("--task", default=d["task"],
+                      help="classify | segment | detect, or several comma-separated (segment and "
+                           "detect need scenes or coco:PATH) " + DEFAULTS_HELP)
+    data.add_argument("--canvas", type=_positive_int, default=d["canvas"],
+                      help="scenes: canvas size in pixels; coco: images are resized to it "
+                           + DEFAULTS_HELP)
     data.add_argument("--image-size", type=_positive_int, default=d["image_size"],
-                      help="images are resized to this square size " + DEFAULTS_HELP)
+                      help="digits / folder / cifar10: images are resized to this square size "
+                           + DEFAULTS_HELP)
     data.add_argument("--seed", type=_non_negative_int, default=d["seed"],
                       help="seed of the train/val/test split and of the first training run "
                            + DEFAULTS_HELP)
@@ -61,11 +71,15 @@ def add_parser(subparsers: Any) -> None:
                       help="use at most this many training images (quick runs)")
     model = parser.add_argument_group("variants")
     model.add_argument("--variants", default=d["variants"],
-                       help="comma-separated: strided, maxpool, avgpool, blurpool, "
-                            "space-to-depth, aggressive, no-downsampling, or .json/.toml plan "
-                            "files " + DEFAULTS_HELP)
+                       help="auto (each task's defaults) or comma-separated names; an item "
+                            "TASK:NAME applies to that task only. classify: strided, maxpool, "
+                            "avgpool, blurpool, space-to-depth, aggressive, no-downsampling, "
+                            ".json/.toml plan files; scenes: os8|os16|os32 with -strided|-dilated, "
+                            "-maxpool|-avgpool|-blurpool, segment -bilinear|-transposed|-skip "
+                            "(e.g. os8-dilated-bilinear, os16-skip), detect fpn "
+                            + DEFAULTS_HELP)
     model.add_argument("--depth", type=_positive_int, default=d["depth"],
-                       help="CIFAR ResNet depth 6n+2 " + DEFAULTS_HELP)
+                       help="ResNet depth 6n+2 (scenes: five stages of n blocks) " + DEFAULTS_HELP)
     model.add_argument("--width", type=_positive_int, default=d["width"],
                        help="channels of the first stage (then 2x, 4x) " + DEFAULTS_HELP)
     train = parser.add_argument_group("training")
@@ -106,11 +120,12 @@ def run(args: argparse.Namespace) -> int:
 
     from stridelab.study.config import StudyConfig
     from stridelab.study.progress import RichProgress
-    from stridelab.study.report import format_table
+    from stridelab.study.report import format_summary
     from stridelab.study.runner import run_study
 
     config = StudyConfig(
-        name=args.name, runs_dir=args.runs_dir, dataset=args.dataset, variants=args.variants,
+        name=args.name, runs_dir=args.runs_dir, dataset=args.dataset, task=args.task,
+        canvas=args.canvas, variants=args.variants,
         seeds=args.seeds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         augment=args.augment, depth=args.depth, width=args.width, image_size=args.image_size,
@@ -126,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                                 progress=progress)
     if results is None:  # a non-zero rank of a distributed run
         return 0
-    print(format_table(results), end="")
+    print(format_summary(results), end="")
     run_dir = config.run_dir
     print(f"report: {run_dir / 'report.html'} (also {run_dir / 'report.md'}, "
           f"{run_dir / 'results.json'})")

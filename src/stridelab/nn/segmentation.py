@@ -10,6 +10,9 @@ input's height and width, for any input size:
   ``u * S``. Its ``output_padding`` is computed per input size by
   :func:`stridelab.arith.output_padding_for` (always in ``[0, S)`` because every layer of the
   backbone gives ``ceil(i / s)``).
+* ``upsample="skip"``: a skip-connected decoder (U-Net / FPN style, see
+  :class:`stridelab.nn.pyramid.FeaturePyramid`) merges the backbone's maps from stride ``S`` down
+  to stride ``min(2, S)``; the head runs on that finest merged map, then bilinear to ``H x W``.
 """
 
 from __future__ import annotations
@@ -19,9 +22,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from stridelab.arith import output_padding_for
+from stridelab.nn.pyramid import FeaturePyramid, feature_channels, pyramid_strides
 from stridelab.nn.resnet import ResNet
 
-UPSAMPLES = ("bilinear", "transposed")
+UPSAMPLES = ("bilinear", "transposed", "skip")
+SKIP_FINEST_STRIDE = 2
 
 
 class TransposedUpsample(nn.Module):
@@ -53,7 +58,8 @@ class SegmentationModel(nn.Module):
     """
 
     def __init__(self, backbone: ResNet, *, num_classes: int = 21,
-                 upsample: str = "bilinear", dropout: float = 0.1) -> None:
+                 upsample: str = "bilinear", dropout: float = 0.1,
+                 decoder_channels: int = 32) -> None:
         super().__init__()
         if not isinstance(backbone, ResNet):
             raise TypeError(f"backbone must be a stridelab.nn.ResNet, got {type(backbone).__name__}")
@@ -63,6 +69,15 @@ class SegmentationModel(nn.Module):
             raise ValueError(f"upsample must be one of {UPSAMPLES}, got {upsample!r}")
         self.backbone = backbone
         channels = backbone.out_channels
+        self.decoder: FeaturePyramid | None = None
+        if upsample == "skip":
+            available = feature_channels(backbone)
+            strides = pyramid_strides(list(available), min(SKIP_FINEST_STRIDE,
+                                                           backbone.output_stride),
+                                      backbone.output_stride)
+            self.decoder = FeaturePyramid({s: available[s] for s in strides},
+                                          channels=decoder_channels, outputs=strides[:1])
+            channels = decoder_channels
         inner = max(channels // 4, 1)
         self.head = nn.Sequential(
             nn.Conv2d(channels, inner, 3, padding=1, bias=False), nn.BatchNorm2d(inner),
@@ -74,7 +89,11 @@ class SegmentationModel(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         size = (int(x.shape[-2]), int(x.shape[-1]))
-        features = self.backbone.stage_outputs(x)[-1]
+        if self.decoder is not None:
+            merged = self.decoder(self.backbone.features(x))
+            features = merged[self.decoder.strides[0]]
+        else:
+            features = self.backbone.stage_outputs(x)[-1]
         logits = self.head(features)
         if self.upsample is not None:
             upsampled: Tensor = self.upsample(logits, size)

@@ -2,9 +2,12 @@
 
 ``run_study(StudyConfig(...))`` does everything ``stridelab study`` does (see ``runner.py``).
 Modules: ``config`` (options, torch-free), ``data`` (datasets and splits), ``variants`` (stride
-plans), ``train`` (seeded, resumable training), ``distributed`` (DDP under torchrun), ``measure``
-(per-model measurements), ``results`` (aggregation, Pareto front), ``runs`` (run folder, atomic
-writes), ``report`` / ``plots`` (table, Markdown, HTML, PNGs), ``progress`` (rich bars).
+plans), ``tasks`` (classify / segment / detect on scenes: variants, objectives, metrics glue),
+``scenes`` / ``coco`` / ``metrics`` (scene data and the metrics), ``train`` (seeded, resumable
+training of any objective), ``distributed`` (DDP under torchrun), ``measure`` (per-model
+measurements), ``results`` (aggregation, Pareto front), ``claims`` (the seeds' claims and the
+verdict rule), ``runs`` (run folder, atomic writes), ``report`` / ``task_report`` / ``plots`` /
+``scene_plots`` / ``pictures`` (tables, Markdown, HTML, PNGs), ``progress`` (rich bars).
 Attributes load lazily so that importing the package (e.g. for the CLI's defaults) needs no torch.
 """
 
@@ -23,6 +26,8 @@ _LAZY = {
     "BUILTIN_VARIANTS": "stridelab.study.variants",
     "resolve_variants": "stridelab.study.variants",
     "format_table": "stridelab.study.report",
+    "format_summary": "stridelab.study.report",
+    "evaluate_claims": "stridelab.study.claims",
     "write_report": "stridelab.study.report",
 }
 

@@ -52,8 +52,10 @@ class StudyConfig:
 
     name: str = "study"
     runs_dir: str = "runs"
-    dataset: str = "digits"
-    variants: str = DEFAULT_VARIANTS
+    dataset: str = "auto"
+    task: str = "classify"
+    variants: str = "auto"
+    canvas: int = 64
     seeds: int = 2
     seed: int = 0
     epochs: int = 6
@@ -82,7 +84,38 @@ class StudyConfig:
             raise ValueError(f"latency_repeats must be >= 1; got {self.latency_repeats}")
         if self.device not in ("cpu", "cuda", "auto"):
             raise ValueError(f"device must be one of cpu, cuda, auto; got {self.device!r}")
+        if not isinstance(self.canvas, int) or self.canvas < 32:
+            raise ValueError(f"canvas must be an int >= 32 (pixels; output stride 32 needs "
+                             f"it); got {self.canvas!r}")
+        from stridelab.study.tasks import parse_tasks
+
+        tasks = parse_tasks(self.task)
+        scenes = self.scene_dataset
+        if not scenes and tasks != ["classify"]:
+            raise ValueError(f"task {self.task!r} needs --dataset scenes or coco:PATH (dataset "
+                             f"{self.dataset!r} has class labels only); use --task classify")
         self.train_settings().validate()
+        if self.augment != "none" and (scenes or tasks != ["classify"]):
+            raise ValueError("augment='shift' is supported for classification of digits / "
+                             "folder / cifar10 only; use --augment none with scenes")
+
+    def task_list(self) -> list[str]:
+        from stridelab.study.tasks import parse_tasks
+
+        return parse_tasks(self.task)
+
+    @property
+    def dataset_spec(self) -> str:
+        """``--dataset``, with ``auto`` resolved: ``digits`` when the only task is classify,
+        ``scenes`` otherwise (so ``stridelab study --task segment`` runs as is)."""
+        if self.dataset != "auto":
+            return self.dataset
+        return "digits" if self.task.strip() == "classify" else "scenes"
+
+    @property
+    def scene_dataset(self) -> bool:
+        spec = self.dataset_spec
+        return spec == "scenes" or spec.startswith("coco:")
 
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,

@@ -18,7 +18,7 @@ from torch import nn
 
 from stridelab.study.config import TrainSettings
 from stridelab.study.data import Splits
-from stridelab.study.train import make_optimizer, predict
+from stridelab.study.train import Objective, as_objective, make_optimizer, predict
 
 
 def static_costs(model: nn.Module, input_size: tuple[int, int, int]) -> dict[str, Any]:
@@ -123,24 +123,26 @@ def shift_consistency(model: nn.Module, splits: Splits, device: torch.device, *,
     return float((a == b).double().mean())
 
 
-def training_memory(model: nn.Module, splits: Splits, settings: TrainSettings,
+def training_memory(model: nn.Module, data: Splits | Objective, settings: TrainSettings,
                     device: torch.device) -> dict[str, Any]:
-    """Peak memory of one training step at the study's batch size, on a copy of ``model``.
+    """Peak memory of one training step at the study's batch size, on a copy of ``model``, with
+    the task's own loss (``data``: :class:`Splits` for classification, or an ``Objective``).
 
     CUDA: ``torch.cuda.max_memory_allocated`` around forward + backward + optimizer step.
     CPU (no allocator statistics): parameters + gradients + optimizer state + every tensor autograd
     saves for the backward pass (counted once per storage with saved-tensor hooks) + the input
     batch; this is what the step must hold at its peak, excluding allocator overhead.
     """
+    objective = as_objective(data)
     clone = copy.deepcopy(model).to(device).train()
     optimizer = make_optimizer(clone, settings)
-    count = min(settings.batch_size, len(splits.train_y))
-    images = splits.normalize(splits.train_x[:count]).to(device)
-    labels = splits.train_y[:count].to(device)
+    count = min(settings.batch_size, int(objective.train_x.shape[0]))
+    images = objective.normalize(objective.train_x[:count]).to(device)
+    targets = objective.train_targets(torch.arange(count))
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         torch.cuda.reset_peak_memory_stats(device)
-        loss = F.cross_entropy(clone(images), labels)
+        loss = objective.loss(clone(images), targets)[0]
         torch.autograd.backward(loss)
         optimizer.step()
         torch.cuda.synchronize(device)
@@ -157,7 +159,7 @@ def training_memory(model: nn.Module, splits: Splits, settings: TrainSettings,
         return tensor
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
-        loss = F.cross_entropy(clone(images), labels)
+        loss = objective.loss(clone(images), targets)[0]
     torch.autograd.backward(loss)
     optimizer.step()
     param_bytes = sum(p.numel() * p.element_size() for p in clone.parameters())

@@ -28,13 +28,16 @@ def _mean(variant: dict[str, Any], metric: str, scale: float = 1.0) -> tuple[flo
     return stat["mean"] * scale, stat["std"] * scale
 
 
-def accuracy_vs_macs(results: dict[str, Any]) -> bytes:
-    """Test accuracy (%) against MACs per image (log axis); the Pareto front is a line of stars."""
+def accuracy_vs_macs(results: dict[str, Any], metric: str = "test_accuracy",
+                     label: str = "test top-1 accuracy (%)",
+                     title: str = "Accuracy vs compute") -> bytes:
+    """``metric`` (%; test accuracy by default) against MACs per image (log axis); the Pareto
+    front is a line of stars."""
     figure, axes = plt.subplots(figsize=(6, 4.2))
     front = []
     for index, variant in enumerate(results["variants"]):
         macs = float(variant["static"]["macs"])
-        acc, std = _mean(variant, "test_accuracy", 100)
+        acc, std = _mean(variant, metric, 100)
         on_front = bool(variant.get("pareto"))
         axes.errorbar(macs, acc, yerr=std, fmt="*" if on_front else "o",
                       markersize=12 if on_front else 7, capsize=3)
@@ -48,14 +51,20 @@ def accuracy_vs_macs(results: dict[str, Any]) -> bytes:
         axes.legend(loc="lower right", fontsize=8)
     axes.set_xscale("log")
     axes.set_xlabel("MACs per image (log scale)")
-    axes.set_ylabel("test top-1 accuracy (%)")
-    axes.set_title("Accuracy vs compute")
+    axes.set_ylabel(label)
+    axes.set_title(title)
     axes.grid(True, alpha=0.3)
     return _png(figure)
 
 
 def consistency_vs_stride(results: dict[str, Any]) -> bytes:
     """Shift-consistency (%) against the final effective stride (log2 axis)."""
+    return metric_vs_stride(results, "consistency", "shift-consistency (%)",
+                            "Translation consistency (Zhang 2019)")
+
+
+def metric_vs_stride(results: dict[str, Any], metric: str, label: str, title: str) -> bytes:
+    """``metric`` (%) of every variant against its output stride (log2 axis)."""
     figure, axes = plt.subplots(figsize=(6, 4.2))
     same_stride: dict[float, int] = {}
     for variant in results["variants"]:
@@ -68,14 +77,14 @@ def consistency_vs_stride(results: dict[str, Any]) -> bytes:
         rank = placed.get(stride, 0)
         placed[stride] = rank + 1
         x = stride * 2 ** (0.12 * (rank - (same_stride[stride] - 1) / 2))
-        cons, std = _mean(variant, "consistency", 100)
+        cons, std = _mean(variant, metric, 100)
         axes.errorbar(x, cons, yerr=std, fmt="o", markersize=7, capsize=3)
         axes.annotate(variant["name"], (x, cons), textcoords="offset points",
                       xytext=(6, 4 - 10 * (rank % 2)), fontsize=8)
     axes.set_xscale("log", base=2)
     axes.set_xlabel("effective stride of the last feature map (log2 scale)")
-    axes.set_ylabel("shift-consistency (%)")
-    axes.set_title("Translation consistency (Zhang 2019)")
+    axes.set_ylabel(label)
+    axes.set_title(title)
     axes.grid(True, alpha=0.3)
     return _png(figure)
 

@@ -6,7 +6,10 @@
      "static": {"params", "macs", "activation_bytes", "receptive_field", "effective_stride"},
      "seeds": [per-seed dicts], "summary": {metric: {"mean", "std", "n"}}}
 
-``std`` is the sample standard deviation over seeds (0 for a single seed).
+``std`` is the sample standard deviation over seeds (0 for a single seed). Scene runs add per
+variant ``"task"`` (classify / segment / detect), ``"head"`` and ``"primary"`` (the metric the
+task is ranked by: ``test_accuracy``, ``mAP``, ``mIoU`` or ``AP``); every numeric per-seed value
+(the task's metrics included) is summarized.
 """
 
 from __future__ import annotations
@@ -27,6 +30,12 @@ METRIC_UNITS = {
     "throughput": "images per second at batch size 64 (median of warm repeats)",
     "peak_train_bytes": "bytes held by one training step (see memory_method)",
     "train_seconds": "wall-clock seconds of the completed training epochs",
+    "mAP": "scenes, classify: mean over digit classes of the average precision of 'class present'",
+    "mIoU": "scenes, segment: mean over digit classes of the intersection over union",
+    "boundary_F1": "scenes, segment: F1 of predicted vs true class-boundary pixels (see metrics)",
+    "IoU_small": "scenes, segment: mean IoU of the small objects (also medium, large)",
+    "AP": "scenes, detect: COCO AP@[.5:.95] (pycocotools); AP50 / AP75 at one IoU threshold",
+    "AP_small": "scenes, detect: COCO AP of small objects (also medium, large; n/a: none)",
     "macs": "multiply-accumulates per image (FLOPs = 2 x MACs), from stridelab.inspect",
     "params": "trainable and non-trainable parameters, from stridelab.inspect",
     "activation_bytes": "bytes of all layer outputs for one image, from stridelab.inspect",
@@ -43,8 +52,15 @@ def mean_std(values: Sequence[float]) -> dict[str, float]:
     return {"mean": float(statistics.fmean(values)), "std": float(std), "n": len(values)}
 
 
+NOT_SUMMARIZED = ("seed", "resumed_from_epoch")
+
+
 def summarize(seed_results: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    return {metric: mean_std([float(r[metric]) for r in seed_results]) for metric in SEED_METRICS}
+    """mean / std / n of every number that every seed result has (the task's metrics too)."""
+    keys = [k for k, v in seed_results[0].items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in NOT_SUMMARIZED
+            and all(isinstance(r.get(k), (int, float)) for r in seed_results)]
+    return {metric: mean_std([float(r[metric]) for r in seed_results]) for metric in keys}
 
 
 def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
@@ -61,9 +77,14 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[bool]:
 
 
 def mark_pareto(results: dict[str, Any]) -> None:
-    """Set ``variant["pareto"]`` (accuracy vs MACs) on every variant of ``results`` in place."""
-    variants = results["variants"]
-    points = [(float(v["static"]["macs"]), float(v["summary"]["test_accuracy"]["mean"]))
-              for v in variants]
-    for variant, flag in zip(variants, pareto_front(points), strict=True):
-        variant["pareto"] = flag
+    """Set ``variant["pareto"]`` (primary metric vs MACs, among the variants of the same task) on
+    every variant of ``results`` in place."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for variant in results["variants"]:
+        by_task.setdefault(variant.get("task", "classify"), []).append(variant)
+    for variants in by_task.values():
+        points = [(float(v["static"]["macs"]),
+                   float(v["summary"][v.get("primary", "test_accuracy")]["mean"]))
+                  for v in variants]
+        for variant, flag in zip(variants, pareto_front(points), strict=True):
+            variant["pareto"] = flag

@@ -27,11 +27,30 @@ CHECKPOINT_PATTERN = re.compile(r"^epoch-(\d+)\.pt$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def normal_file_mode() -> int:
+    """``0o666`` minus the process umask: the mode ``open(path, "w")`` would give a new file
+    (read from /proc where it exists, so the umask is never changed, even for a moment)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (write-then-rename)."""
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (write-then-rename).
+
+    The file gets normal permissions (:func:`normal_file_mode`, 0644 with the usual umask), not
+    the private 0600 of :func:`tempfile.mkstemp`."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, normal_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()

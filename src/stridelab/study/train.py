@@ -5,6 +5,10 @@
 * Determinism: the model is initialized after ``torch.manual_seed(seed)``; the shuffling (and the
   optional shift augmentation) of epoch ``e`` is drawn from a generator seeded with ``(seed, e)``.
   A resumed run therefore replays exactly the batches an uninterrupted run would have seen.
+* Objective: what is learned comes from an :class:`Objective` (inputs, per-batch targets, loss,
+  validation score); a :class:`~stridelab.study.data.Splits` means single-label classification
+  (:class:`ClassificationObjective`, cross-entropy). The scene tasks bring their own
+  (:mod:`stridelab.study.tasks`).
 * Checkpoints: after every completed epoch, ``epoch-<e>.pt`` (model, optimizer, scheduler, history,
   elapsed training seconds and the global RNG states), written atomically. Resuming loads the last
   one and restarts the interrupted epoch from its beginning.
@@ -46,6 +50,58 @@ class ProgressHook(Protocol):
     def step(self, loss: float, accuracy: float) -> None: ...
 
     def finish(self) -> None: ...
+
+
+class Objective(Protocol):
+    """What :func:`train_model` optimizes: inputs, per-batch targets, a loss and a validation
+    score (higher is better, recorded in the history as ``validation_key``)."""
+
+    train_x: torch.Tensor
+
+    @property
+    def validation_key(self) -> str: ...
+
+    @property
+    def supports_shift(self) -> bool: ...
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor: ...
+
+    def train_targets(self, indices: torch.Tensor) -> Any: ...
+
+    def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, float]:
+        """The batch loss and a score in [0, 1] for the progress bar (e.g. batch accuracy)."""
+        ...
+
+    def validation_score(self, model: nn.Module, device: torch.device) -> float: ...
+
+
+class ClassificationObjective:
+    """Single-label classification of :class:`Splits`: cross-entropy, validation accuracy."""
+
+    validation_key = "val_accuracy"
+    supports_shift = True
+
+    def __init__(self, splits: Splits) -> None:
+        self.splits = splits
+        self.train_x = splits.train_x
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return self.splits.normalize(images)
+
+    def train_targets(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.splits.train_y[indices]
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, float]:
+        targets = targets.to(outputs.device)
+        correct = float((outputs.argmax(dim=1) == targets).sum())
+        return F.cross_entropy(outputs, targets), correct / max(1, len(targets))
+
+    def validation_score(self, model: nn.Module, device: torch.device) -> float:
+        return accuracy(model, self.splits.val_x, self.splits.val_y, self.splits, device)
+
+
+def as_objective(data: Splits | Objective) -> Objective:
+    return ClassificationObjective(data) if isinstance(data, Splits) else data
 
 
 class SilentProgress:
@@ -138,15 +194,20 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, split
     return float((predict(model, images, splits, device) == labels).double().mean())
 
 
-def train_model(model: nn.Module, splits: Splits, settings: TrainSettings, *, seed: int,
-                directory: Path, device: torch.device, info: DistInfo,
+def train_model(model: nn.Module, data: Splits | Objective, settings: TrainSettings, *,
+                seed: int, directory: Path, device: torch.device, info: DistInfo,
                 progress: ProgressHook, label: str) -> TrainOutcome:
-    """Train ``model`` (already initialized from ``seed``), resuming from ``directory`` if it holds
-    checkpoints; writes ``epoch-<e>.pt`` there after every epoch (rank 0 only)."""
+    """Train ``model`` (already initialized from ``seed``) on ``data`` (a :class:`Splits` for
+    single-label classification, or any :class:`Objective`), resuming from ``directory`` if it
+    holds checkpoints; writes ``epoch-<e>.pt`` there after every epoch (rank 0 only)."""
     global _steps_in_process
+    objective = as_objective(data)
+    if settings.augment == "shift" and not objective.supports_shift:
+        raise ValueError("augment='shift' is supported for classification only (shifting "
+                         "masks and boxes is not implemented); use augment='none'")
     model.to(device)
     optimizer = make_optimizer(model, settings)
-    n_train = int(splits.train_y.numel())
+    n_train = int(objective.train_x.shape[0])
     steps_per_epoch = len(epoch_batches(n_train, settings.batch_size, seed, 1, info.world_size)[0])
     total_steps = steps_per_epoch * settings.epochs
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, cosine_with_warmup(total_steps))
@@ -177,32 +238,30 @@ def train_model(model: nn.Module, splits: Splits, settings: TrainSettings, *, se
         loss_sum = correct = seen = 0.0
         for batch in batches:
             local = batch[info.rank::info.world_size]
-            images = splits.train_x[local]
+            images = objective.train_x[local]
             if settings.augment == "shift":
                 images = random_shift(images, settings.max_augment_shift, generator)
-            images = splits.normalize(images).to(device)
-            labels = splits.train_y[local].to(device)
-            logits = trained(images)
-            loss = F.cross_entropy(logits, labels)
+            images = objective.normalize(images).to(device)
+            outputs = trained(images)
+            loss, batch_score = objective.loss(outputs, objective.train_targets(local))
             optimizer.zero_grad(set_to_none=True)
             torch.autograd.backward(loss)
             optimizer.step()
             scheduler.step()
-            batch_correct = float((logits.argmax(dim=1) == labels).sum())
             loss_sum += float(loss.detach()) * len(local)
-            correct += batch_correct
+            correct += batch_score * len(local)
             seen += len(local)
-            progress.step(float(loss.detach()), batch_correct / max(1, len(local)))
+            progress.step(float(loss.detach()), batch_score)
             _steps_in_process += 1
             if crash_after and _steps_in_process >= crash_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info, device)
-        val_accuracy = accuracy(model, splits.val_x, splits.val_y, splits, device)
+        validation = objective.validation_score(model, device)
         seconds = time.perf_counter() - started
         outcome.train_seconds += seconds
         outcome.history.append({
             "epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
-            "val_accuracy": val_accuracy, "lr": float(scheduler.get_last_lr()[0]),
+            objective.validation_key: validation, "lr": float(scheduler.get_last_lr()[0]),
             "seconds": seconds,
         })
         if info.is_main:
