@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "inspect": "stridelab.cli.inspect_cmd",
     "study": "stridelab.cli.study",
     "animate": "stridelab.cli.animate",
+    "explore": "stridelab.cli.explore",
 }
 
 EXIT_USAGE = 2
