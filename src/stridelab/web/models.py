@@ -205,8 +205,8 @@ def model_answer(source: ModelSource, query: Mapping[str, str]) -> dict[str, Any
 
 
 def _default_layer(units: list[dict[str, Any]]) -> str | None:
-    """The last layer whose map is at least 7 units wide (a stage with visible units)."""
-    wide = [u["name"] for u in units if min(u["output"]) >= 7]
+    """The last layer whose map is at least 14 units wide (units small enough to see)."""
+    wide = [u["name"] for u in units if min(u["output"]) >= 14]
     return wide[-1] if wide else (units[-1]["name"] if units else None)
 
 
@@ -225,12 +225,15 @@ def unit_answer(source: ModelSource, query: Mapping[str, str]) -> dict[str, Any]
     report = report_for(source, spec, input_size)
     layer = params.text(query, "layer")
     names = {u["name"]: u for u in _unit_layers(report)}
+    inside = [name for name in names if name.startswith(layer + ".")]
+    if layer not in names and inside:  # a module name: its last operator (the stage output)
+        layer = inside[-1]
     if layer not in names:
         raise params.ParamError("layer", f"{layer!r} is not a layer with a 2-D feature map of "
                                          f"this model")
     height, width = input_size[1], input_size[2]
-    x = params.integer(query, "x", 0, 0, width - 1)
-    y = params.integer(query, "y", 0, 0, height - 1)
+    x = params.number(query, "x", 0.0, width)
+    y = params.number(query, "y", 0.0, height)
     field = report.field_at(layer)
     out_h, out_w = names[layer]["output"]
     rows = [field.center((u, 0))[0] for u in range(out_h)]
@@ -242,16 +245,26 @@ def unit_answer(source: ModelSource, query: Mapping[str, str]) -> dict[str, Any]
         raise params.ParamError("layer", str(err)) from None
     r0, r1 = max(unit[0] - NEIGHBOUR_RADIUS, 0), min(unit[0] + NEIGHBOUR_RADIUS, out_h - 1)
     c0, c1 = max(unit[1] - NEIGHBOUR_RADIUS, 0), min(unit[1] + NEIGHBOUR_RADIUS, out_w - 1)
-    neighbours = [{"unit": [u, v], "center": [float(rows[u]), float(cols[v])]}
+    neighbours = [{"unit": [u, v], "center": [float(rows[u]), float(cols[v])],
+                   "pixel": [float(rows[u]) + 0.5, float(cols[v]) + 0.5]}
                   for u in range(r0, r1 + 1) for v in range(c0, c1 + 1)]
     top, left, bottom, right = geometry.box
+    (start_r, start_c), (end_r, end_c) = geometry.start, geometry.end
     return {
         "layer": layer, "unit": list(unit), "output_size": [out_h, out_w],
         "start": _plain(list(geometry.start)), "end": _plain(list(geometry.end)),
         "center": [float(rows[unit[0]]), float(cols[unit[1]])],
-        "box": {"top": top, "left": left, "bottom": bottom, "right": right},
+        "box": _screen_box(top, left, bottom, right),
+        "extent": _screen_box(start_r, start_c, end_r, end_c),
         "clipped": geometry.clipped, "field": field.to_dict(), "neighbours": neighbours,
     }
+
+
+def _screen_box(top: Any, left: Any, bottom: Any, right: Any) -> dict[str, float]:
+    """An inclusive pixel range as a drawable rectangle: pixel ``i`` covers ``[i, i + 1)``."""
+    return {"top": float(top), "left": float(left), "bottom": float(bottom),
+            "right": float(right), "height": float(bottom - top + 1),
+            "width": float(right - left + 1)}
 
 
 def effective_field_available() -> bool:

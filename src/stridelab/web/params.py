@@ -113,6 +113,18 @@ def integer(query: Mapping[str, str], name: str, default: int, minimum: int,
     return int(raw)
 
 
+def number(query: Mapping[str, str], name: str, minimum: float, below: float) -> float:
+    """A finite number in ``[minimum, below)`` (a clicked position in input pixels)."""
+    raw = text(query, name)
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not minimum <= value < below:
+        raise ParamError(name, f"must be a number in [{minimum:g}, {below:g}), got {raw!r}")
+    return value
+
+
 #: Words in an arithmetic error message -> the control that caused it (first match wins).
 _ARITH_PARAMS = (
     ("output_padding", "output-padding"), ("padding", "padding"), ("dilation", "dilation"),
