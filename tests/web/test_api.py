@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import assume, given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
@@ -85,6 +85,7 @@ layer_cases = st.fixed_dictionaries({
 })
 
 
+@settings(max_examples=budget(40))
 @given(case=layer_cases)
 def test_sizes_reads_and_exports_match_torch(case: dict) -> None:
     nd, mode = case["ndim"], case["mode"]

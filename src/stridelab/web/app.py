@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -87,6 +89,15 @@ def api_erf(request: Request) -> JSONResponse:
 
 @lru_cache(maxsize=1)
 def _photo_bytes() -> bytes:
+    """scikit-learn's sample photograph ``china.jpg`` (a dependency: no download), read from
+    its package folder without importing ``sklearn.datasets`` (slow), else decoded by it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.origin is not None:
+        path = Path(spec.origin).parent / "datasets" / "images" / "china.jpg"
+        if path.is_file():
+            return path.read_bytes()
     from PIL import Image
     from sklearn.datasets import load_sample_image
 
@@ -153,12 +164,28 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+@asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Warm torch up in the background while the first page loads (see models.warm_up)."""
+    if app.state.warm_up:
+        threading.Thread(target=_quiet_warm_up, name="explore-warm-up", daemon=True).start()
+    yield
+
+
+def _quiet_warm_up() -> None:
+    try:
+        models.warm_up()
+    except Exception as err:  # a failed warm-up only costs time later
+        log.warning("explore: warm-up failed: %s", err)
+
+
 def create_app(*, model: str | None = None, runs: str | Path | None = None,
-               allowed_hosts: list[str] | None = None) -> Starlette:
+               allowed_hosts: list[str] | None = None, warm_up: bool = True) -> Starlette:
     """The explore app. ``model``: a spec from the command line (may be ``file.py:attr``; the
     page itself only chooses built-in and registry names). ``runs``: a study folder or a folder
     of them. ``allowed_hosts``: Host headers accepted (the CLI passes the loopback names when
-    bound to loopback, against DNS rebinding); None accepts any."""
+    bound to loopback, against DNS rebinding); None accepts any. ``warm_up``: run one small
+    capture in the background when the server starts."""
     routes = [Route(path, _page(name)) for path, name in PAGES.items()]
     routes += [
         Route("/api/layer", api_layer), Route("/api/chain", api_chain),
@@ -172,7 +199,9 @@ def create_app(*, model: str | None = None, runs: str | Path | None = None,
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
     app = Starlette(routes=routes, middleware=middleware, exception_handlers={
-        ParamError: _param_error, HTTPException: _http_error, Exception: _server_error})
+        ParamError: _param_error, HTTPException: _http_error, Exception: _server_error},
+        lifespan=_lifespan)
+    app.state.warm_up = warm_up
     app.state.models = models.ModelSource(model)
     app.state.study = study.StudyFolder(runs)
     return app

@@ -120,6 +120,16 @@ def read_input_size(query: Mapping[str, str]) -> tuple[int, ...]:
     return tuple(values)
 
 
+def warm_up() -> None:
+    """Import torch and run one small capture, so the first model a user asks for does not pay
+    for torch.fx's and the FLOP counter's first use (seconds). Not cached under any spec."""
+    import stridelab
+    from stridelab.nn.presets import presets
+
+    with _lock:
+        stridelab.inspect(presets["cifar_resnet20"](), (3, 32, 32))
+
+
 def report_for(source: ModelSource, spec: str, input_size: tuple[int, ...]) -> Any:
     """The inspect Report of ``spec`` at ``input_size`` (cached; one capture at a time)."""
     import stridelab
