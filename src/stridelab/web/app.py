@@ -36,7 +36,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from stridelab.web import arithmetic, models, study
@@ -186,7 +186,7 @@ def create_app(*, model: str | None = None, runs: str | Path | None = None,
     of them. ``allowed_hosts``: Host headers accepted (the CLI passes the loopback names when
     bound to loopback, against DNS rebinding); None accepts any. ``warm_up``: run one small
     capture in the background when the server starts."""
-    routes = [Route(path, _page(name)) for path, name in PAGES.items()]
+    routes: list[BaseRoute] = [Route(path, _page(name)) for path, name in PAGES.items()]
     routes += [
         Route("/api/layer", api_layer), Route("/api/chain", api_chain),
         Route("/api/models", api_models), Route("/api/model", api_model),

@@ -123,16 +123,16 @@ def read_input_size(query: Mapping[str, str]) -> tuple[int, ...]:
 def warm_up() -> None:
     """Import torch and run one small capture, so the first model a user asks for does not pay
     for torch.fx's and the FLOP counter's first use (seconds). Not cached under any spec."""
-    import stridelab
+    from stridelab.inspect import inspect
     from stridelab.nn.presets import presets
 
     with _lock:
-        stridelab.inspect(presets["cifar_resnet20"](), (3, 32, 32))
+        inspect(presets["cifar_resnet20"](), (3, 32, 32))
 
 
 def report_for(source: ModelSource, spec: str, input_size: tuple[int, ...]) -> Any:
     """The inspect Report of ``spec`` at ``input_size`` (cached; one capture at a time)."""
-    import stridelab
+    from stridelab.inspect import inspect
 
     key = (spec, input_size)
     with _lock:
@@ -141,7 +141,7 @@ def report_for(source: ModelSource, spec: str, input_size: tuple[int, ...]) -> A
             return _reports[key]
         model = source.load(spec, meta=True)
         try:
-            report = stridelab.inspect(model, input_size)
+            report = inspect(model, input_size)
         except (ValueError, TypeError, RuntimeError) as err:
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise params.ParamError("input", message) from None
