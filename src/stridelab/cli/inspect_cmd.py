@@ -37,6 +37,13 @@ def add_parser(subparsers: Any) -> None:
                         help="meta (default: shapes only, no memory), cpu, cuda, ...")
     parser.add_argument("--min-field", type=float, default=0.5, metavar="FRACTION",
                         help="warn when the head's field covers less of the input (default 0.5)")
+    parser.add_argument("--verify", action="store_true",
+                        help="check each sampled field against autograd (centre and corner units "
+                             "of a sample of layers); with --json print the check as JSON; "
+                             "exit 1 on a mismatch")
+    parser.add_argument("--weights", choices=("random", "model"), default="random",
+                        help="--verify: fresh weights with no zero gain (default) or the "
+                             "model's own")
     parser.set_defaults(run=run)
 
 
@@ -65,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     size = size or loaded.input_size or DEFAULT_INPUT_SIZE
     report = inspect(model, size, batch_size=args.batch_size, device=args.device,
                      min_field_fraction=args.min_field)
+    if args.verify:
+        return _verify(args, report, model)
     if args.json:
         sys.stdout.write(report.to_json())
     elif args.csv:
@@ -82,3 +91,17 @@ def run(args: argparse.Namespace) -> int:
         report.plot(args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return 0
+
+
+def _verify(args: argparse.Namespace, report: Any, model: Any) -> int:
+    """``--verify``: the report table (or nothing with ``--json``), then the check."""
+    if args.csv or args.md:
+        raise ValueError("--verify prints a table or, with --json, JSON; not --csv / --md")
+    device = "cpu" if args.device == "meta" else args.device
+    result = report.verify(model, weights=args.weights, device=device)
+    if args.json:
+        sys.stdout.write(result.to_json())
+    else:
+        sys.stdout.write(report.to_table(args.depth))
+        sys.stdout.write(result.to_table())
+    return 0 if result.ok else 1

@@ -143,3 +143,12 @@ class Report:
         """Receptive-field size and feature-map size per layer, as a PNG at ``path``."""
         from stridelab.inspect.plot import plot_report
         return plot_report(self, Path(path))
+
+    def verify(self, model: Any, *, units: Any = None, weights: str = "random",
+               layers: Any = None, samples: int = 2, seed: int = 0,
+               device: Any = "cpu") -> Any:
+        """Backpropagate from output units of ``model`` and check each reported field contains
+        the nonzero-gradient box and is tight; see :func:`stridelab.inspect.verify.verify`."""
+        from stridelab.inspect.verify import verify
+        return verify(self, model, units=units, weights=weights, layers=layers,
+                      samples=samples, seed=seed, device=device)
