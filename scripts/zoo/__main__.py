@@ -75,6 +75,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, help="write the summary (default docs/zoo.md for a "
                                                  "full run, nothing otherwise)")
     parser.add_argument("--findings", type=Path, help="write grouped failures (markdown)")
+    parser.add_argument("--label", help="name of the inspector under test (default: its git "
+                                        "commit)")
     args = parser.parse_args(argv)
     if args.workers < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--workers and --limit must be >= 1")
@@ -119,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     counter = [len(entries) - len(todo)]
     wanted = {e.spec for e in entries}
     allowed = load_allowlist(HERE / "allowlist.json")
-    label = _inspector_label(print_id)
+    label = f"{args.label} (fingerprint {print_id})" if args.label else _inspector_label(print_id)
 
     def collect() -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, str]]:
         items = [item for spec, item in read_results(results).items() if spec in wanted]
@@ -128,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
                    "date": datetime.datetime.now(datetime.timezone.utc).strftime(
                        "%Y-%m-%d %H:%M UTC"),
                    "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
+                   "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
                    "wall": f"{(time.monotonic() - started) / 60:.1f} min for this invocation "
                            f"({len(todo)} models run, {len(entries) - len(todo)} resumed)"}
         return items, summarise(items, allowed), context
@@ -151,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"zoo: {summary['models']} models, {summary['passed']} passed, "
           f"{summary['allowed']} allowed, {len(summary['failing'])} failing "
           f"{summary['by_kind']}; inspect {summary['inspect_time']}; autograd sample "
-          f"{summary['sample_models']} models / {summary['sample_units']} units")
+          f"{summary['sample_models']} models / {summary['sample_units']} units; "
+          f"{summary['cpu_total_min']:.1f} CPU min")
     return 1 if summary["failing"] else 0
 
 

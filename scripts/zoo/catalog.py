@@ -101,7 +101,7 @@ def build(spec: str, device: str) -> tuple[torch.nn.Module, tuple[int, ...]]:
     ``device="meta"`` builds without memory or initialisation time; models whose constructor
     reads tensor values (``linspace(...).tolist()``) fall back to the CPU (the caller decides).
     """
-    from stridelab.inspect import load_model
+    from stridelab.inspect.registry import load_model
 
     name, _, part = spec.partition("/")
     with torch.device(device):

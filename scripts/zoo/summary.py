@@ -58,6 +58,8 @@ def summarise(results: Iterable[dict[str, Any]],
             by_kind[kind] += 1
     sample = [i for i in items if "field_units" in i or any(k == "field" for k, _ in i["failures"])]
     inspect_times = [i["times"]["inspect"] for i in items if "inspect" in i["times"]]
+    inspect_cpu = [i["times"]["inspect_cpu"] for i in items if "inspect_cpu" in i["times"]]
+    cpu = [i["times"]["cpu"] for i in items if "cpu" in i["times"]]
     slowest = max(items, key=lambda i: i["times"].get("inspect", 0.0), default=None)
     return {
         "models": len(items),
@@ -74,6 +76,9 @@ def summarise(results: Iterable[dict[str, Any]],
         "inspect_time": _stats(inspect_times),
         "inspect_over_3s": sum(t > 3 for t in inspect_times),
         "slowest": (slowest["spec"], slowest["times"].get("inspect", 0.0)) if slowest else None,
+        "inspect_cpu": _stats(inspect_cpu),
+        "inspect_cpu_over_3s": sum(t > 3 for t in inspect_cpu),
+        "cpu_total_min": sum(cpu) / 60,
         "total_time": _stats([i["times"]["total"] for i in items if "total" in i["times"]]),
         "field_time": _stats([i["times"]["field"] for i in items if "field" in i["times"]]),
         "dispatch": sorted(i["spec"] for i in items if i.get("capture") == "dispatch"),
@@ -139,11 +144,14 @@ Failing models per kind (a model can fail several ways):
 |---|---|
 {rows}
 
-Time per model (one core per worker): `inspect` alone {summary['inspect_time']} (slowest:
-`{slow[0] if slow else '-'}`, {slow[1] if slow else 0:.2f} s; {summary['inspect_over_3s']} models
-over 3 s); everything for one model (build, inspect, oracle, field check)
-{summary['total_time']}; the autograd check alone {summary['field_time']}. Wall time of the
-run: {context['wall']}.
+Time per model, one torch thread per worker. CPU time (independent of other load on the
+machine): `inspect` alone {summary['inspect_cpu']} ({summary['inspect_cpu_over_3s']} models over
+3 s); all checks of all models {summary['cpu_total_min']:.1f} CPU minutes, i.e. about
+{summary['cpu_total_min'] / 2:.0f} minutes on 2 dedicated cores plus worker start-up. Wall time
+as measured: `inspect` {summary['inspect_time']} (slowest: `{slow[0] if slow else '-'}`,
+{slow[1] if slow else 0:.2f} s); everything for one model (build, inspect, oracle, field check)
+{summary['total_time']}; the autograd check alone {summary['field_time']}. This invocation:
+{context['wall']}; machine: {context['machine']}, load average {context.get('load', '?')}.
 
 ## Failures
 
