@@ -17,6 +17,7 @@ import fnmatch
 import hashlib
 import os
 import platform
+import signal
 import sys
 import time
 from pathlib import Path
@@ -105,7 +106,12 @@ def _progress(done: list[int], total: int, refresh: Any) -> Any:
     return report
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(143)  # so run_pool's finally stops the workers
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     args = _parse(argv)
     started = time.monotonic()
     entries = _select(args)
