@@ -27,9 +27,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
 
-from catalog import Entry, zoo_entries  # noqa: E402
-from pool import read_results, run_pool  # noqa: E402
-from summary import (  # noqa: E402
+from zoo_catalog import Entry, zoo_entries  # noqa: E402
+from zoo_pool import read_results, run_pool  # noqa: E402
+from zoo_summary import (  # noqa: E402
     doc_text,
     failure_lines,
     findings_text,

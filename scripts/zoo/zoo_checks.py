@@ -8,7 +8,7 @@
 4. no diagnostic contradicts an oracle: an ``unused-parameters`` note while the forward uses
    every parameter, a ``small-field`` warning on a model whose forward runs attention
    (softmax / scaled-dot-product over tokens);
-5. for the fixed sample (:data:`catalog.FIELD_SAMPLE`), on CPU with re-randomised weights, the
+5. for the fixed sample (:data:`zoo_catalog.FIELD_SAMPLE`), on CPU with re-randomised weights, the
    nonzero-gradient box of centre and corner units of sampled layers lies inside the reported
    field and meets its edges where the image does not clip (``report.verify``); a unit the
    inspector marks as global context must have a gradient over the whole input.
@@ -22,10 +22,10 @@ import time
 from typing import Any
 
 import torch
-from catalog import build
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
+from zoo_catalog import build
 
 _ATTENTION_OPS = ("_softmax", "_scaled_dot_product", "scaled_dot_product")
 

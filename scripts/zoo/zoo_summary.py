@@ -117,7 +117,7 @@ def doc_text(summary: dict[str, Any], context: dict[str, str]) -> str:
 
 `make zoo` builds `.venv-zoo` (torch {context['torch']}, torchvision {context['torchvision']},
 timm {context['timm']}) and runs `scripts/zoo`: every torchvision model and every timm model is
-inspected on meta tensors at its default input size (see `scripts/zoo/catalog.py` for what is
+inspected on meta tensors at its default input size (see `scripts/zoo/zoo_catalog.py` for what is
 inspected of detection and optical-flow models), two worker processes, one result line per model
 in `runs/zoo/` (an interrupted run resumes). It checks: no exception (allow-list with the exact
 error and a reason: `scripts/zoo/allowlist.json`); MACs = `FlopCounterMode` FLOPs / 2 of the same

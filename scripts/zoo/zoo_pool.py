@@ -18,7 +18,7 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-from catalog import Entry
+from zoo_catalog import Entry
 
 TASKS_PER_WORKER = 40
 
@@ -27,7 +27,7 @@ def _worker(conn: Connection) -> None:
     import torch
 
     torch.set_num_threads(1)
-    from checks import check
+    from zoo_checks import check
 
     while True:
         task = conn.recv()
