@@ -76,6 +76,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--doc", type=Path, help="write the summary (default docs/zoo.md for a "
                                                  "full run, nothing otherwise)")
     parser.add_argument("--findings", type=Path, help="write grouped failures (markdown)")
+    parser.add_argument("--notes", type=Path, help="markdown put at the top of --findings "
+                                                   "(hand-written analysis)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="run nothing: summarise the results file as it is (partial runs)")
     parser.add_argument("--label", help="name of the inspector under test (default: its git "
                                         "commit)")
     args = parser.parse_args(argv)
@@ -122,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         results.unlink()
     done = read_results(results)
     todo = [e for e in entries if e.spec not in done]
-    print(f"zoo: {len(entries)} models, {len(entries) - len(todo)} already in {results}, "
-          f"{len(todo)} to run on {args.workers} workers", flush=True)
+    print(f"zoo: {len(entries)} models, {len(entries) - len(todo)} already in {results}"
+          + ("" if args.report_only else f", {len(todo)} to run on {args.workers} workers"),
+          flush=True)
     counter = [len(entries) - len(todo)]
     wanted = {e.spec for e in entries}
     allowed = load_allowlist(HERE / "allowlist.json")
@@ -144,13 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     def refresh() -> None:
         if args.findings is not None:
             items, summary, context = collect()
-            write_atomic(args.findings, findings_text(items, summary, context))
+            notes = args.notes.read_text() + "\n" if args.notes and args.notes.exists() else ""
+            write_atomic(args.findings, notes + findings_text(items, summary, context))
 
-    run_pool(todo, results, args.workers,
-             lambda e: FIELD_TIMEOUT if e.field_check else DEFAULT_TIMEOUT,
-             _progress(counter, len(entries), refresh))
+    if not args.report_only:
+        run_pool(todo, results, args.workers,
+                 lambda e: FIELD_TIMEOUT if e.field_check else DEFAULT_TIMEOUT,
+                 _progress(counter, len(entries), refresh))
     items, summary, context = collect()
-    full = not (args.only or args.match or args.limit)
+    full = not (args.only or args.match or args.limit or args.report_only)
     doc = args.doc or (ROOT / "docs" / "zoo.md" if full else None)
     if doc is not None:
         write_atomic(doc, doc_text(summary, context))
