@@ -127,7 +127,7 @@ warning on a model that runs attention; and for a fixed sample of convolutional 
 global operators, `report.verify` on CPU with re-randomised weights (centre and corner units of
 up to 8 layers: the gradient box lies inside the field and meets its unclipped edges).
 
-Last full run: {context['date']}, inspector {context['inspector']}, {context['machine']}.
+Last run: {context['date']}, inspector {context['inspector']}; {context.get('progress', '')}.
 
 | | count |
 |---|---|
