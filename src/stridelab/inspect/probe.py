@@ -32,6 +32,10 @@ class _NoFlops:
         return 0
 
 
+class _Enough(Exception):
+    """Stops the forward pass once every wanted output is kept."""
+
+
 class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
     """A :class:`Recorder` that keeps a clone of the first output of every wanted row."""
 
@@ -39,23 +43,49 @@ class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
         super().__init__(ndim, {}, set(), _NoFlops())  # type: ignore[arg-type]
         self.wanted = wanted
         self.outputs: dict[str, torch.Tensor] = {}
+        self.dispatching = False
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        self.dispatching = True
+        try:
+            return super().__torch_dispatch__(func, types, args, kwargs)
+        finally:
+            self.dispatching = False
 
     def end(self, group: Group, output: object, keep_idle: bool) -> None:
         super().end(group, output, keep_idle)
         if group.name not in self.wanted or not self.groups or self.groups[-1] is not group:
             return
         found = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor) and t in self.infos]
-        if found:
+        if found and self.dispatching:
+            # A standalone operator of the eager capture ends inside the dispatch, below
+            # autograd: its output gets its autograd history when the call returns, so keep the
+            # tensor itself.
+            self.outputs[group.name] = found[0]
+        elif found:
             # A clone (outside the recorder) so a later in-place op cannot change what we keep.
             from torch.utils._python_dispatch import _disable_current_modes
             with _disable_current_modes():
                 self.outputs[group.name] = found[0].clone()
+        if len(self.outputs) == len(self.wanted):
+            raise _Enough  # every wanted output is kept: the rest of the forward is not needed
 
 
 def spatial_records(report: Report) -> list[LayerRecord]:
     """Rows whose output still has the input's ``(N, C, *spatial)`` layout."""
     ndim = len(report.input_size) - 1
     return [r for r in report.layers if r.spatial and len(r.output_shape) == ndim + 2]
+
+
+def last_spatial(report: Report) -> LayerRecord | None:
+    """The last row with a real spatial map: a global pool kept as ``1x1`` (``AdaptiveAvgPool2d(1)``)
+    is skipped unless nothing else has a map larger than one pixel."""
+    records = spatial_records(report)
+    sized = [r for r in records if any(n > 1 for n in r.output_shape[2:])]
+    if sized:
+        return sized[-1]
+    return records[-1] if records else None
 
 
 def check_weights(weights: object) -> str:
@@ -152,6 +182,8 @@ def layer_outputs(report: Report, model: torch.nn.Module, x: torch.Tensor,
             run_fx(trace_fx(model), tensors, x, recorder)
         else:
             run_eager(model, tensors, x, recorder)
+    except _Enough:
+        pass
     finally:
         for module, training in modes.items():
             module.training = training

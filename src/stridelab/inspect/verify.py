@@ -32,6 +32,7 @@ import torch
 from stridelab.inspect.probe import (
     check_device,
     check_weights,
+    last_spatial,
     layer_outputs,
     randomised,
     spatial_records,
@@ -173,7 +174,9 @@ def default_layers(report: Report) -> list[str]:
     for current, following in zip(records, records[1:]):
         if current.effective_stride != following.effective_stride:
             chosen.append(current.name)
-    chosen.append(records[-1].name)
+    last = last_spatial(report)
+    if last is not None:
+        chosen.append(last.name)
     names = list(dict.fromkeys(chosen))
     if len(names) > MAX_DEFAULT_LAYERS:
         step = (len(names) - 1) / (MAX_DEFAULT_LAYERS - 1)
