@@ -14,6 +14,25 @@ from stridelab.arith._check import PaddingPair, check_int
 RESIZE_MODES = ("nearest", "linear", "cubic")
 
 
+def block_window(extent: int, *, centred: bool) -> tuple[int, int]:
+    """Equivalent ``(kernel, padding_before)`` (stride 1) of reading a block of ``extent``
+    consecutive positions (one axis), e.g. attention inside a window or a channel mix after
+    space-to-depth.
+
+    When the unit sits at the start of its block (the block's other positions were folded into
+    channels: ``F.unfold``, space-to-depth), it reads ``[u, u + extent - 1]``: kernel ``extent``,
+    padding 0, exact. When the unit may sit anywhere in its block (attention over a window that
+    contains the query), it reads ``[b, b + extent - 1]`` with ``u - extent + 1 <= b <= u``; the
+    smallest stride-1 window containing every such block is centred on ``u``: kernel
+    ``2 * extent - 1``, padding ``extent - 1``, exact on the block's first (left edge) and last
+    (right edge) units.
+    """
+    check_int("extent", extent, 1)
+    if centred:
+        return 2 * extent - 1, extent - 1
+    return extent, 0
+
+
 def adaptive_window(size_in: int, size_out: int) -> tuple[int, int]:
     """Equivalent ``(kernel, stride)`` of adaptive pooling ``size_in -> size_out`` (one axis).
 

@@ -189,11 +189,38 @@ class ReceptiveField:
             raise ValueError(f"axis must be in [0, {self.ndim}), got {axis}")
         check_int("start", start, 0)
         check_int("step", step, 1)
-        strides = tuple(step if a == axis else 1 for a in range(self.ndim))
-        stepped = self.then(1, strides, 0)
-        pads = tuple(_num(p - start * s) if a == axis else p
-                     for a, (p, s) in enumerate(zip(stepped.padding, self.stride)))
-        return ReceptiveField(stepped.size, stepped.stride, pads)
+        return self.regrid(axis, start, step)
+
+    def regrid(self, axis: int, origin: int, step: int) -> ReceptiveField:
+        """The field of the map whose unit ``u`` on ``axis`` is unit ``origin + u * step`` of
+        this one: ``S_new = S * step``, ``P_new = P - origin * S``, ``r`` unchanged.
+
+        :meth:`sliced` for any ``origin``, negative included (a grid that starts in the padding,
+        as the patches of ``F.unfold`` with padding do).
+        """
+        if not 0 <= axis < self.ndim:
+            raise ValueError(f"axis must be in [0, {self.ndim}), got {axis}")
+        if not is_int(origin):
+            raise TypeError(f"origin must be an int, got {origin!r}")
+        check_int("step", step, 1)
+        strides = tuple(_num(s * step) if a == axis else s for a, s in enumerate(self.stride))
+        pads = tuple(_num(p - origin * s) if a == axis else p
+                     for a, (p, s) in enumerate(zip(self.padding, self.stride)))
+        return ReceptiveField(self.size, strides, pads)
+
+    def axis(self, axis: int) -> ReceptiveField:
+        """The 1-D field of one axis (see :meth:`from_axes`)."""
+        if not 0 <= axis < self.ndim:
+            raise ValueError(f"axis must be in [0, {self.ndim}), got {axis}")
+        return ReceptiveField((self.size[axis],), (self.stride[axis],), (self.padding[axis],))
+
+    @classmethod
+    def from_axes(cls, axes: Sequence[ReceptiveField]) -> ReceptiveField:
+        """Stack 1-D fields into one field with an axis per entry (inverse of :meth:`axis`)."""
+        if not axes or any(not isinstance(f, ReceptiveField) or f.ndim != 1 for f in axes):
+            raise ValueError("axes must be a non-empty sequence of 1-D ReceptiveFields")
+        return cls(tuple(f.size[0] for f in axes), tuple(f.stride[0] for f in axes),
+                   tuple(f.padding[0] for f in axes))
 
     def to_dict(self) -> dict[str, list[float | int]]:
         """JSON-friendly form (Fractions become floats)."""

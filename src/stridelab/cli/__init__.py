@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "inspect": "stridelab.cli.inspect_cmd",
     "study": "stridelab.cli.study",
     "animate": "stridelab.cli.animate",
+    "erf": "stridelab.cli.erf",
     "explore": "stridelab.cli.explore",
 }
 

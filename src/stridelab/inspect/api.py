@@ -10,18 +10,12 @@ from torch.utils._pytree import tree_leaves
 from torch.utils.flop_counter import FlopCounterMode
 
 from stridelab.arith import ReceptiveField
-from stridelab.inspect.capture import (
-    INPUT,
-    Group,
-    Recorder,
-    TensorInfo,
-    run_eager,
-    run_fx,
-    trace_fx,
-)
+from stridelab.inspect.capture import INPUT, Group, Recorder, run_eager, run_fx, trace_fx
 from stridelab.inspect.diagnostics import diagnose
+from stridelab.inspect.positions import Info, unit_field
 from stridelab.inspect.principal import principal_window
 from stridelab.inspect.records import LayerRecord, Report
+from stridelab.inspect.registry import resolve_model
 
 
 def _check_input_size(input_size: object) -> tuple[int, ...]:
@@ -47,8 +41,10 @@ def _check_device(device: object) -> torch.device:
 
 
 def _swapped_tensors(model: torch.nn.Module, device: torch.device
-                     ) -> tuple[dict[str, torch.Tensor], dict[int, int], set[int]]:
-    """Stand-ins for every parameter and buffer on ``device`` (tied tensors stay tied).
+                     ) -> tuple[dict[str, torch.Tensor], dict[int, torch.Tensor], dict[int, int],
+                                set[int]]:
+    """Stand-ins for every parameter and buffer on ``device`` (tied tensors stay tied): by
+    name, by ``id`` of the original, the parameters' sizes and the buffers' ids.
 
     On ``meta`` they cost nothing; on a real device parameters are moved (no copy when already
     there) and buffers are cloned so batch-norm statistics of the user's model never change.
@@ -69,7 +65,7 @@ def _swapped_tensors(model: torch.nn.Module, device: torch.device
                                 else buffer.detach().to(device).clone())
             buffers.add(id(made[id(buffer)]))
         tensors[name] = made[id(buffer)]
-    return tensors, params, buffers
+    return tensors, made, params, buffers
 
 
 def _records(groups: list[Group], params: dict[int, int]) -> list[LayerRecord]:
@@ -89,7 +85,8 @@ def _records(groups: list[Group], params: dict[int, int]) -> list[LayerRecord]:
             if window.kind in ("transposed", "resize"):
                 from fractions import Fraction
                 stride = tuple(Fraction(1, s) if s > 1 else 1 for s in window.stride)
-        field = group.out_info.field
+        info = group.out_info
+        field = unit_field(info.field, info.layout)
         records.append(LayerRecord(
             name=group.name, op=group.op,
             inputs=tuple(names.get(p, "?") for p in group.parents),
@@ -101,7 +98,8 @@ def _records(groups: list[Group], params: dict[int, int]) -> list[LayerRecord]:
             dilation=window.dilation if window is not None and window.kind != "pad" else None,
             effective_stride=field.stride, receptive_field=field,
             macs=group.flops // 2, params=sum(params[k] for k in own),
-            activation_bytes=group.activation_bytes, spatial=group.out_info.spatial,
+            activation_bytes=group.activation_bytes, spatial=info.spatial,
+            global_context=info.context,
             window=window.kind if window is not None else None,
         ))
     return records
@@ -111,7 +109,7 @@ def _model_name(model: torch.nn.Module) -> str:
     return type(model).__name__
 
 
-def inspect(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224),
+def inspect(model: torch.nn.Module | str, input_size: Sequence[int] | None = None,
             batch_size: int = 1, device: str | torch.device = "meta", *,
             min_field_fraction: float = 0.5, dtype: torch.dtype = torch.float32) -> Report:
     """Per-layer stride, receptive field, cost and diagnostics of ``model``.
@@ -123,7 +121,11 @@ def inspect(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224),
     ``min_field_fraction``: warn when the head's receptive field covers less than this
     fraction of the input on some axis. The forward runs in eval mode on stand-in tensors;
     the model's parameters, buffers and train/eval flags are left as they were.
+    ``model`` may be a spec string (``"timm:convnext_tiny"``, ``"torchvision:resnet50"``, a
+    built-in name; see :func:`stridelab.inspect.registry.load_model`); ``input_size=None`` then
+    means the model's default size, and (3, 224, 224) for a module object.
     """
+    model, input_size = resolve_model(model, input_size)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     size = _check_input_size(input_size)
@@ -133,33 +135,37 @@ def inspect(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224),
         raise ValueError(f"min_field_fraction must be in [0, 1], got {min_field_fraction!r}")
     dev = _check_device(device)
     ndim = len(size) - 1
-    tensors, params, buffers = _swapped_tensors(model, dev)
+    tensors, stand_ins, params, buffers = _swapped_tensors(model, dev)
     x = torch.zeros((batch_size, *size), device=dev, dtype=dtype)
-    try:
-        graph_module: torch.fx.GraphModule | None = trace_fx(model)
-    except Exception:
-        graph_module = None
     recorder, output = None, None
     modes = {module: module.training for module in model.modules()}
-    model.eval()  # batch-norm on batch 1 with 1x1 maps needs eval; restored below
+    # eval before tracing: training-only branches (Inception's auxiliary heads) must not be
+    # traced, and batch-norm on batch 1 with 1x1 maps needs eval; restored below
+    model.eval()
     try:
-        recorder, output, capture = _run(model, graph_module, tensors, x, params, buffers, ndim)
+        try:
+            graph_module: torch.fx.GraphModule | None = trace_fx(model)
+        except Exception:
+            graph_module = None
+        recorder, output, capture = _run(model, graph_module, tensors, stand_ins, x, params,
+                                         buffers, ndim)
     finally:
         for module, training in modes.items():
             module.training = training
     assert recorder is not None
-    out_field = _output_field(recorder, output, ndim)
+    out_field, out_context = _output_field(recorder, output, ndim)
     records = _records(recorder.groups, params)
     total_params = sum(p.numel() for p in model.parameters())
     report = Report(_model_name(model), size, batch_size, str(dev), records, out_field,
-                    total_params, [], capture)
+                    total_params, [], capture, out_context)
     report.diagnostics = diagnose(report, recorder.groups, min_field_fraction,
                                   unused_params=total_params - sum(r.params for r in records))
     return report
 
 
 def _run(model: torch.nn.Module, graph_module: torch.fx.GraphModule | None,
-         tensors: dict[str, torch.Tensor], x: torch.Tensor, params: dict[int, int],
+         tensors: dict[str, torch.Tensor], stand_ins: dict[int, torch.Tensor], x: torch.Tensor,
+         params: dict[int, int],
          buffers: set[int], ndim: int) -> tuple[Recorder, Any, str]:
     """Run FX capture if tracing worked, else (or if it fails to run) the eager fallback."""
     recorder, output, capture = None, None, "dispatch"
@@ -171,7 +177,7 @@ def _run(model: torch.nn.Module, graph_module: torch.fx.GraphModule | None,
             try:
                 if attempt == "fx":
                     assert graph_module is not None
-                    output = run_fx(graph_module, tensors, x, recorder)
+                    output = run_fx(graph_module, stand_ins, x, recorder)
                 else:
                     output = run_eager(model, tensors, x, recorder)
                 capture = attempt
@@ -184,14 +190,15 @@ def _run(model: torch.nn.Module, graph_module: torch.fx.GraphModule | None,
     return recorder, output, capture
 
 
-def _output_field(recorder: Recorder, output: object, ndim: int) -> ReceptiveField:
+def _output_field(recorder: Recorder, output: object, ndim: int) -> tuple[ReceptiveField, bool]:
     for leaf in tree_leaves(output):
         if isinstance(leaf, torch.Tensor) and leaf in recorder.infos:
-            info: TensorInfo = recorder.infos[leaf]
-            return info.field
-    if recorder.groups and recorder.groups[-1].out_info is not None:
-        return recorder.groups[-1].out_info.field
-    return ReceptiveField.identity(ndim)
+            info: Info = recorder.infos[leaf]
+            return unit_field(info.field, info.layout), info.context
+    last = recorder.groups[-1].out_info if recorder.groups else None
+    if last is not None:
+        return unit_field(last.field, last.layout), last.context
+    return ReceptiveField.identity(ndim), False
 
 
 def _failure(model: torch.nn.Module, x: torch.Tensor, recorder: Recorder | None,

@@ -28,21 +28,24 @@ from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from stridelab.arith import ReceptiveField
-from stridelab.inspect.geometry import SHAPE_OPS, Effect, effect_of, rearranged
+from stridelab.inspect import layout as lay
+from stridelab.inspect.geometry import Effect
+from stridelab.inspect.positions import Info
+from stridelab.inspect.rules import Call, Outcome, Result, outcome_of
+from stridelab.inspect.rules.pointwise import frozen
 
 INPUT = -1
+TensorInfo = Info
 
-
-@dataclass
-class TensorInfo:
-    """A tensor's field; ``pending`` remembers the last spatial field and size when a reshape
-    left the ``(N, C, *spatial)`` layout, so a reshape back (space-to-depth) can resume it."""
-
-    field: ReceptiveField
-    spatial: bool
-    origin: int
-    pending: tuple[ReceptiveField, tuple[int, ...]] | None = None
-    lift: int | None = None
+# operators that only re-view a tensor: a parameter seen through them is still that parameter
+VIEWS = frozenset({"view", "_unsafe_view", "reshape", "expand", "permute", "transpose", "t",
+                   "unsqueeze", "squeeze", "select", "slice", "alias", "detach", "_to_copy",
+                   "as_strided", "unbind", "split", "split_with_sizes", "contiguous", "clone",
+                   "flatten", "unflatten", "lift_fresh", "_reshape_alias", "expand_as",
+                   "view_as", "unfold", "chunk", "movedim"})
+CONSTANT_LIKE = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
+                           "randn_like", "new_zeros", "new_ones", "new_empty", "new_full",
+                           "empty_strided", "scalar_tensor", "randint_like", "bernoulli"})
 
 
 @dataclass
@@ -58,7 +61,7 @@ class Group:
     effects: list[tuple[str, Effect, bool]] = field(default_factory=list)  # (aten op, effect, fixed)
     flops: int = 0
     param_ids: list[int] = field(default_factory=list)
-    out_info: TensorInfo | None = None
+    out_info: Info | None = None
     activation_bytes: int = 0
     ran: bool = False
     lost: bool = False
@@ -77,6 +80,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.buffers = buffers
         self.counter = counter
         self.infos: WeakIdKeyDictionary = WeakIdKeyDictionary()
+        self.aliases: WeakIdKeyDictionary = WeakIdKeyDictionary()  # view of a param -> its id
         self.groups: list[Group] = []
         self.current: Group | None = None
         self.scope: list[str] = []
@@ -90,7 +94,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         return name if count == 0 else f"{name}_{count}"
 
     def register_input(self, tensor: torch.Tensor) -> None:
-        self.infos[tensor] = TensorInfo(ReceptiveField.identity(self.ndim), True, INPUT)
+        self.infos[tensor] = Info(ReceptiveField.identity(self.ndim),
+                                  lay.image(tuple(tensor.shape), self.ndim), False, INPUT)
 
     def begin(self, name: str, op: str, inputs: object) -> Group:
         group = Group(len(self.groups), name, op)
@@ -108,32 +113,43 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
             group.parents.append(origin)
 
     def end(self, group: Group, output: object, keep_idle: bool) -> None:
-        """Close ``group``; it stays a row if it ran an operator on the data (or is a module)."""
+        """Close ``group``; it stays a row if it ran an operator on the data (or is a module),
+        or if it cost MACs or used parameters on their own (position embeddings, ...)."""
         self.current = None
         tensors = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
         if not group.ran:
             carried = [t for t in tensors if t in self.infos]
-            if not (keep_idle and carried):
+            if not (keep_idle and carried) and not self._costly(group):
                 self.groups.pop()
                 return
             for t in carried:  # an idle module (Identity, ...) re-labels its output
                 old = self.infos[t]
                 self._parent(group, old.origin)
-                self.infos[t] = TensorInfo(old.field, old.spatial, group.index)
+                self.infos[t] = Info(old.field, old.layout, old.context, group.index)
         for t in tensors:
-            if t not in self.infos and group.effects:
+            if t not in self.infos and group.effects and group.ran:
                 last = group.effects[-1][1]
-                self.infos[t] = TensorInfo(last.field, last.spatial, group.index)
+                self.infos[t] = Info(last.field, lay.plain(tuple(t.shape), self.ndim),
+                                     last.context, group.index)
                 group.lost = True
         carried = [t for t in tensors if t in self.infos]
         if not carried:
-            self.groups.pop()
+            if not self._costly(group):
+                self.groups.pop()
+                return
+            group.out_info = Info(ReceptiveField.identity(self.ndim),
+                                  lay.plain((), self.ndim), False, group.index)
+            group.output_shapes = [tuple(t.shape) for t in tensors[:1]]
             return
         group.out_info = self.infos[carried[0]]
         group.output_shapes = [tuple(t.shape) for t in carried]
         # in-place results (the input tensor itself, e.g. ReLU(inplace=True)) add no memory
         group.activation_bytes = sum(t.numel() * t.element_size() for t in carried
                                      if id(t) not in group.input_ids)
+
+    @staticmethod
+    def _costly(group: Group) -> bool:
+        return group.flops > 0 or bool(group.param_ids)
 
     # -- dispatch -------------------------------------------------------------------------
     def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
@@ -149,23 +165,38 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self.current.errors.append(f"{func}: {err}")
         return out
 
+    def _claims(self, name: str, leaves: list[torch.Tensor], out: Any) -> list[int]:
+        """Parameters this operator uses; a view of a parameter stays that parameter."""
+        keys = []
+        for t in leaves:
+            key = id(t) if id(t) in self.params else self.aliases.get(t)
+            if key is not None and key not in keys:
+                keys.append(key)
+        if keys and name in VIEWS and len(keys) == 1 and not any(t in self.infos
+                                                                  for t in leaves):
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor):
+                    self.aliases[t] = keys[0]
+            return []
+        return keys
+
     def _observe(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
                  flops: int) -> None:
         leaves = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
         carried = [t for t in leaves if t in self.infos]
-        group = self.current
         name = func.overloadpacket.__name__
+        claims = self._claims(name, leaves, out)
+        group = self.current
         standalone = group is None
-        if standalone and not carried:
+        if standalone and not carried and not flops and not claims:
             return
         if group is None:  # eager fallback, outside any leaf module: one row per operator
             scope = self.scope[-1] if self.scope else ""
             label = f"{scope}.{name}" if scope else name
             group = self.begin(self.unique(label), name, carried)
         group.flops += flops
-        for t in leaves:
-            key = id(t)
-            if key in self.params and key not in group.param_ids:
+        for key in claims:
+            if key not in group.param_ids:
                 group.param_ids.append(key)
         if carried and not self.muted:
             group.ran = True
@@ -177,48 +208,48 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 out: Any, carried: list[torch.Tensor]) -> None:
         base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
         outputs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
-        unique: list[torch.Tensor] = []
         for t in carried:
-            if all(t is not u for u in unique):
-                unique.append(t)
+            self._parent(group, self.infos[t].origin)
+        if base in CONSTANT_LIKE:
+            return
         if base in ("copy", "set", "fill", "zero") or not outputs:
-            sources = unique[1:] if base == "copy" else []
+            sources = [t for t in carried[1:] if t is not carried[0]] if base == "copy" else []
             if sources and outputs:
                 info = self.infos[sources[0]]
-                self.infos[outputs[0]] = TensorInfo(info.field, info.spatial, group.index)
+                self.infos[outputs[0]] = Info(info.field, info.layout, info.context,
+                                              group.index)
             return
-        for t in unique:
-            self._parent(group, self.infos[t].origin)
-        inputs = [(self.infos[t].field, self.infos[t].spatial, tuple(t.shape)) for t in unique]
-        out_shape = tuple(outputs[0].shape)
-        pending = None
-        effect: Effect | None = None
-        lift = lifted(base, args, self.infos[unique[0]], out_shape) if len(unique) == 1 else None
-        if lift is not None:
-            effect, axis = lift
-            for t in outputs:
-                self.infos[t] = TensorInfo(effect.field, True, group.index, None, axis)
-            group.effects.append((base, effect, False))
-            return
-        if len(unique) == 1 and base in SHAPE_OPS:
-            info = self.infos[unique[0]]
-            if info.spatial and len(out_shape) != self.ndim + 2:
-                pending = (info.field, tuple(unique[0].shape[-self.ndim:]))
-            elif info.pending is not None:
-                effect = rearranged(info.pending, out_shape, self.ndim)
-                pending = info.pending if effect is None else None
-        if effect is None:
-            effect = effect_of(base, args, kwargs, inputs, out_shape, inputs[0][0].ndim)
+        infos = {id(t): self.infos[t] for t in carried}
+        call = Call(base, args, kwargs, infos, outputs, self.ndim)
+        try:
+            outcome = outcome_of(call)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+            group.errors.append(f"{name}: {err}")
+            outcome = _given_up(call)
+        self._store(group, base, args, outputs, outcome)
+
+    def _store(self, group: Group, name: str, args: tuple[Any, ...],
+               outputs: list[torch.Tensor], outcome: Outcome) -> None:
+        results = outcome.results
+        for index, t in enumerate(outputs):
+            result = results[min(index, len(results) - 1)]
+            if result.layout.shape != tuple(t.shape):
+                result = Result(frozen(Info(result.field, result.layout, result.context, 0)),
+                                lay.plain(tuple(t.shape), self.ndim), result.context)
+            self.infos[t] = Info(result.field, result.layout, result.context, group.index)
         fixed = False
-        if base in ("convolution", "_convolution") and len(args) > 1:
+        if name in ("convolution", "_convolution") and len(args) > 1:
             weight = args[1]
             fixed = isinstance(weight, torch.Tensor) and id(weight) not in self.params
-        group.effects.append((base, effect, fixed))
-        first = self.infos[unique[0]]
-        keep_lift = first.lift if len(out_shape) == first.field.ndim + 2 else None
-        for t in outputs:
-            self.infos[t] = TensorInfo(effect.field, effect.spatial, group.index, pending,
-                                       keep_lift)
+        first = results[0]
+        group.effects.append((name, Effect(first.field, first.layout.spatial, outcome.window,
+                                           outcome.misaligned, outcome.broadcast,
+                                           outcome.unknown, first.context), fixed))
+
+
+def _given_up(call: Call) -> Outcome:
+    from stridelab.inspect.rules.pointwise import unknown
+    return unknown(call, call.tracked())
 
 
 _CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
@@ -245,46 +276,17 @@ class CircularPads(TorchFunctionMode):
             out = func(*args, **kwargs)
         finally:
             rec.muted -= 1
-        info: TensorInfo | None = None
-        if isinstance(source, torch.Tensor) and source in rec.infos:
-            info = rec.infos[source]
         group = rec.current
-        if info is not None and group is not None and isinstance(out, torch.Tensor):
-            pad = kwargs.get("pad", args[1] if len(args) > 1 else ())
-            effect = effect_of("constant_pad_nd", (source, list(pad)), {},
-                               [(info.field, info.spatial, tuple(source.shape))],
-                               tuple(out.shape), info.field.ndim)
+        if (isinstance(source, torch.Tensor) and source in rec.infos and group is not None
+                and isinstance(out, torch.Tensor)):
+            info = rec.infos[source]
+            pad = list(kwargs.get("pad", args[1] if len(args) > 1 else ()))
+            call = Call("constant_pad_nd", (source, pad), {}, {id(source): info}, [out],
+                        rec.ndim)
             group.ran = True
             rec._parent(group, info.origin)
-            group.effects.append(("circular_pad", effect, False))
-            rec.infos[out] = TensorInfo(effect.field, effect.spatial, group.index)
+            rec._store(group, "circular_pad", (source, pad), [out], outcome_of(call))
         return out
-
-
-def lifted(name: str, args: tuple[Any, ...], info: TensorInfo, out_shape: tuple[int, ...]
-           ) -> tuple[Effect, int | None] | None:
-    """``unsqueeze`` / ``squeeze`` of a singleton spatial axis (how torch runs 1-D pooling as
-    2-D): the field gains (or loses) an identity axis so the 2-D window applies unchanged."""
-    field = info.field
-    if not info.spatial or len(args) < 2 or not isinstance(args[1], int):
-        return None
-    rank_in = field.ndim + 2
-    if name == "unsqueeze" and len(out_shape) == rank_in + 1:
-        dim = args[1] + len(out_shape) if args[1] < 0 else args[1]
-        axis = dim - 2
-        if 0 <= axis <= field.ndim and out_shape[dim] == 1:
-            grown = ReceptiveField(field.size[:axis] + (1,) + field.size[axis:],
-                                   field.stride[:axis] + (1,) + field.stride[axis:],
-                                   field.padding[:axis] + (0,) + field.padding[axis:])
-            return Effect(grown, True), axis
-    if name == "squeeze" and info.lift is not None and len(out_shape) == rank_in - 1:
-        axis = info.lift
-        keep = [a for a in range(field.ndim) if a != axis]
-        shrunk = ReceptiveField(tuple(field.size[a] for a in keep),
-                                tuple(field.stride[a] for a in keep),
-                                tuple(field.padding[a] for a in keep))
-        return Effect(shrunk, True), None
-    return None
 
 
 def is_leaf_module(module: torch.nn.Module) -> bool:
@@ -360,10 +362,16 @@ def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
     return torch.fx.GraphModule(model, graph, type(model).__name__)
 
 
-def run_fx(graph_module: torch.fx.GraphModule, tensors: dict[str, torch.Tensor],
+def run_fx(graph_module: torch.fx.GraphModule, stand_ins: dict[int, torch.Tensor],
            x: torch.Tensor, recorder: Recorder) -> Any:
+    """Run the traced graph with stand-ins swapped in at the graph module's own paths (it
+    keeps only the submodules the graph uses, each shared one under one name)."""
     runner = _Runner(graph_module, recorder)
-    swapped = {f"graph_module.{k}": v for k, v in tensors.items()}
+    swapped: dict[str, torch.Tensor] = {}
+    for name, tensor in [*graph_module.named_parameters(remove_duplicate=False),
+                         *graph_module.named_buffers(remove_duplicate=False)]:
+        if id(tensor) in stand_ins:
+            swapped[f"graph_module.{name}"] = stand_ins[id(tensor)]
     recorder.register_input(x)
     with recorder, CircularPads(recorder):
         return torch.func.functional_call(runner, swapped, (x,), strict=False)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from stridelab.arith import conv_output_size, dropped_pixels, same_padding
+from stridelab.arith import conv_output_size, dropped_pixels, same_padding, uncovered_pixels
 from stridelab.inspect.capture import INPUT, Group
 from stridelab.inspect.geometry import Window
 from stridelab.inspect.principal import principal_window
@@ -58,6 +58,9 @@ def _dropped(record: LayerRecord, window: Window, group: Group,
     if window.kind not in ("conv", "maxpool", "avgpool") or window.ceil_mode:
         return []
     window = _fold_parent_pad(window, group, groups)
+    skipping = _skipped(record, window)
+    if skipping:
+        return skipping
     lost = dropped_pixels(window.input_size, window.kernel, window.stride, window.padding,
                           window.dilation)
     lost_t = lost if isinstance(lost, tuple) else (lost,)
@@ -77,6 +80,32 @@ def _dropped(record: LayerRecord, window: Window, group: Group,
         f"{_x(window.kernel)}/{_x(window.stride)} window reaches them.",
         f"pad the end by {', '.join(fixes)} more pixel(s), or pick an input size that leaves "
         f"no remainder (see `stridelab size`).",
+    )]
+
+
+def _skipped(record: LayerRecord, window: Window) -> list[Diagnostic]:
+    """A window smaller than its stride skips rows by construction: no padding helps."""
+    ndim = len(window.input_size)
+    parts = []
+    for axis in range(ndim):
+        k_eff = window.dilation[axis] * (window.kernel[axis] - 1) + 1
+        if k_eff >= window.stride[axis]:
+            continue
+        size = window.input_size[axis]
+        unread = len(uncovered_pixels(size, window.kernel[axis], window.stride[axis],
+                                      window.padding[axis], window.dilation[axis]))
+        if unread:
+            parts.append(f"{unread} of {size} {_axis_name(ndim, axis, size)} "
+                         f"({unread / size:.0%})")
+    if not parts:
+        return []
+    return [Diagnostic(
+        "warning", "dropped-pixels", record.name,
+        f"its {_x(window.kernel)} kernel is smaller than its stride {_x(window.stride)}, so "
+        f"{' and '.join(parts)} of its {_x(window.input_size)} input are never read.",
+        "use a kernel at least as large as the stride, put an average pool or blur before it "
+        "(ResNet-D: avg-pool 2x2 then a 1x1 conv), or fold the pixels into channels first "
+        "(space-to-depth, nn.PixelUnshuffle); padding does not help.",
     )]
 
 
@@ -182,12 +211,13 @@ def _merges(record: LayerRecord, group: Group) -> list[Diagnostic]:
                 "give every branch the same total stride and centred padding ((k-1)/2 with odd "
                 "kernels), or crop/pad one branch so the centres match.",
             ))
-        if effect.broadcast:
+        if effect.broadcast and not any(d.code == "global-context" for d in out):
             out.append(Diagnostic(
                 "info", "global-context", record.name,
-                "a 1x1 (global) input is broadcast over the map here; the field shown follows "
-                "the spatial inputs only, though every unit also depends on the whole input.",
-                "nothing to fix if the global gate is intended (e.g. squeeze-excitation).",
+                "a global (1x1) input is broadcast over the map here (a gate such as "
+                "squeeze-excitation); the field shown follows the map's own path, and the layer "
+                "is marked global context: every unit also depends on the whole input.",
+                "nothing to fix if the global gate is intended.",
             ))
         if effect.unknown:
             out.append(Diagnostic(
@@ -237,7 +267,7 @@ def _field_size(report: Report, groups: list[Group], fraction: float) -> list[Di
     spatial_in = report.input_size[1:]
     out = []
     for record, group in zip(report.layers, groups):
-        if not record.spatial or _pooled_to_one(record, group):
+        if not record.spatial or record.global_context or _pooled_to_one(record, group):
             continue
         over = [a for a, r in enumerate(record.receptive_field.size) if r > spatial_in[a]]
         if over:
@@ -254,8 +284,8 @@ def _field_size(report: Report, groups: list[Group], fraction: float) -> list[Di
     if head is None:
         return out
     record = report.layers[head]
-    short = [a for a, r in enumerate(record.receptive_field.size)
-             if r < fraction * spatial_in[a]]
+    short = [] if record.global_context else [
+        a for a, r in enumerate(record.receptive_field.size) if r < fraction * spatial_in[a]]
     if short:
         a = short[0]
         share = Fraction(record.receptive_field.size[a]) / spatial_in[a]
@@ -293,6 +323,14 @@ def diagnose(report: Report, groups: list[Group], fraction: float,
             found += _aliasing(record, window, group, by_index)
             found += _checkerboard(record, window)
         found += _merges(record, group)
+    gates = [d for d in found if d.code == "global-context"]
+    if len(gates) > 1:  # one note per model: SE / ECA blocks repeat in every stage
+        found = [d for d in found if d.code != "global-context" or d is gates[0]]
+        first = gates[0]
+        found[found.index(first)] = Diagnostic(
+            first.severity, first.code, first.layer,
+            f"{first.message} {len(gates) - 1} more layer(s) are global gates too "
+            f"(the last: {gates[-1].layer}).", first.fix)
     found += _field_size(report, groups, fraction)
     if unused_params > 0:
         found.append(Diagnostic(

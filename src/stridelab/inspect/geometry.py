@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from stridelab.arith import (
     MisalignedError,
@@ -110,6 +111,7 @@ class Effect:
     misaligned: tuple[ReceptiveField, ...] = ()
     broadcast: bool = False
     unknown: bool = False
+    context: bool = False
 
 
 def _ints(value: object, ndim: int, default: int) -> tuple[int, ...]:
@@ -149,31 +151,12 @@ def merge_fields(fields: Sequence[ReceptiveField],
     return merged, True
 
 
-def _global(field: ReceptiveField, spatial_in: tuple[int, ...]) -> Effect:
-    """Every output unit sees all positions: a window as large as the whole feature map."""
-    window = Window("global", spatial_in, spatial_in, ((0, 0),) * len(spatial_in),
-                    (1,) * len(spatial_in), spatial_in, (1,) * len(spatial_in))
-    return Effect(field.then(spatial_in, spatial_in, 0), False, window)
-
-
 def _pad_pairs(pad: Sequence[int], ndim: int) -> tuple[Pair, ...]:
     """PyTorch pad lists run from the last axis backwards: ``(left, right, top, bottom, ...)``."""
     pairs = [(0, 0)] * ndim
     for index in range(min(len(pad) // 2, ndim)):
         pairs[ndim - 1 - index] = (int(pad[2 * index]), int(pad[2 * index + 1]))
     return tuple(pairs)
-
-
-def _window_effect(field: ReceptiveField, window: Window) -> Effect:
-    steps = window.steps
-    if steps is not None:
-        upsampled = field.then(steps.up_kernel, steps.up_stride, steps.up_padding,
-                               transposed=True)
-        return Effect(upsampled.then(steps.kernel, steps.stride, steps.padding), True, window)
-    transposed = window.kind in ("transposed", "resize")
-    new = field.then(window.kernel, window.stride, window.padding, window.dilation,
-                     transposed=transposed)
-    return Effect(new, True, window)
 
 
 def window_of(name: str, args: Sequence[object], kwargs: dict[str, object],
@@ -316,105 +299,56 @@ def _resize_window(name: str, args: Sequence[object], kwargs: dict[str, object],
                   exact=exact, upsample=scale_shown, steps=steps)
 
 
-def effect_of(name: str, args: Sequence[object], kwargs: dict[str, object],
-              inputs: Sequence[tuple[ReceptiveField, bool, tuple[int, ...]]],
-              output_shape: tuple[int, ...] | None, ndim: int) -> Effect:
-    """Field of an operator's output from its inputs' ``(field, spatial, shape)``."""
-    out_rank_ok = output_shape is not None and len(output_shape) == ndim + 2
-    if len(inputs) >= 2:
-        return _merge_effect(inputs, output_shape, ndim, out_rank_ok)
-    field, spatial, shape = inputs[0]
-    if not spatial:
-        return Effect(field, False)
-    spatial_in = tuple(shape[-ndim:])
-    spatial_out = tuple(output_shape[-ndim:]) if out_rank_ok and output_shape else None
-    if name == "slice" and spatial_out is not None:
-        dim = int(_arg(args, kwargs, 1, "dim", 0))  # type: ignore[call-overload]
-        dim = dim + len(shape) if dim < 0 else dim
-        axis = dim - 2
-        if 0 <= axis < ndim:
-            start = _arg(args, kwargs, 2, "start", 0)
-            begin = 0 if start is None else int(start)  # type: ignore[call-overload]
-            begin = max(begin + shape[dim], 0) if begin < 0 else min(begin, shape[dim])
-            step = int(_arg(args, kwargs, 4, "step", 1))  # type: ignore[call-overload]
-            pads = tuple((-begin, 0) if a == axis else (0, 0) for a in range(ndim))
-            window = Window("crop", (1,) * ndim, tuple(step if a == axis else 1
-                                                       for a in range(ndim)),
-                            pads, (1,) * ndim, spatial_in, spatial_out)
-            return Effect(shifted(field, axis, begin, step), True, window)
-        return Effect(field, True)
-    if spatial_out is not None:
-        found = window_of(name, args, kwargs, spatial_in, spatial_out)
-        if found is not None and found.kind == "pad" and any(
-                b < 0 or a < 0 for b, a in found.padding):
-            return _negative_pad(field, found)
-        if found is not None:
-            return _window_effect(field, found)
-    if spatial_out == spatial_in and out_rank_ok:
-        return Effect(field, True)
-    if spatial_out is not None and all(o == 1 for o in spatial_out):
-        return _global_keep(field, spatial_in)
-    known = name in SHAPE_OPS or name in ("mean", "sum", "amax", "amin", "max", "min", "var",
-                                          "std", "mm", "addmm", "logsumexp", "norm")
-    effect = _global(field, spatial_in)
-    return Effect(effect.field, False, effect.window, unknown=not known)
+def project(window: Window, axes: Sequence[int | None], ndim: int) -> Window:
+    """``window`` (one entry per tensor dimension it slides over) as a window over the ``ndim``
+    spatial axes: dimension ``i`` acts on axis ``axes[i]`` (None: a dimension that holds no
+    position, e.g. channels in an ECA gate's 1-D convolution); other axes get the identity."""
+    where = {a: i for i, a in enumerate(axes) if a is not None}
+
+    def pick(values: tuple[object, ...] | None, identity: object) -> tuple[Any, ...]:
+        if values is None:
+            return (identity,) * ndim
+        return tuple(values[where[a]] if a in where else identity for a in range(ndim))
+
+    steps = window.steps
+    if steps is not None:
+        steps = FieldSteps(pick(steps.up_kernel, 1), pick(steps.up_stride, 1),
+                           pick(steps.up_padding, (0, 0)), pick(steps.kernel, 1),
+                           pick(steps.stride, 1), pick(steps.padding, 0))
+    return Window(window.kind, pick(window.kernel, 1), pick(window.stride, 1),
+                  pick(window.padding, (0, 0)), pick(window.dilation, 1),
+                  pick(window.input_size, 1), pick(window.output_size, 1), window.ceil_mode,
+                  window.groups, window.exact,
+                  None if window.upsample is None else pick(window.upsample, 1), steps)
 
 
-def rearranged(pending: tuple[ReceptiveField, tuple[int, ...]], output_shape: tuple[int, ...],
-               ndim: int) -> Effect | None:
-    """Field after reshapes that leave the spatial layout and come back to it.
+def restrict(window: Window, dims: Sequence[int]) -> Window:
+    """The window over some of its dimensions only (those that hold positions), for reports."""
+    def pick(values: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(values[i] for i in dims)
 
-    ``(N, C, H, W) -> view/permute -> (N, C*b*b, H/b, W/b)`` is space-to-depth: each output
-    position holds one b x b block, a window of kernel = stride = b (exact for the
-    pixel_unshuffle ordering; any other block ordering has the same field). The reverse
-    (depth-to-space) is nearest upsampling by b. Returns None for anything else.
-    """
-    if len(output_shape) != ndim + 2:
-        return None
-    field, size_in = pending
-    size_out = tuple(output_shape[-ndim:])
-    if all(i % o == 0 for i, o in zip(size_in, size_out)):
-        factors = tuple(i // o for i, o in zip(size_in, size_out))
-        window = Window("rearrange", factors, factors, ((0, 0),) * ndim, (1,) * ndim,
-                        size_in, size_out)
-        return _window_effect(field, window)
-    if all(o % i == 0 for i, o in zip(size_in, size_out)):
-        factors = tuple(o // i for i, o in zip(size_in, size_out))
-        window = Window("resize", factors, factors, ((0, 0),) * ndim, (1,) * ndim,
-                        size_in, size_out, upsample=factors)
-        return _window_effect(field, window)
-    return None
+    return Window(window.kind, pick(window.kernel), pick(window.stride), pick(window.padding),
+                  pick(window.dilation), pick(window.input_size), pick(window.output_size),
+                  window.ceil_mode, window.groups, window.exact,
+                  None if window.upsample is None else pick(window.upsample), None)
 
 
-def _global_keep(field: ReceptiveField, spatial_in: tuple[int, ...]) -> Effect:
-    """Global reduction with keepdim (e.g. ``mean((2, 3), keepdim=True)``): a 1x1 map."""
-    effect = _global(field, spatial_in)
-    return Effect(effect.field, True, effect.window)
-
-
-def _negative_pad(field: ReceptiveField, window: Window) -> Effect:
-    """F.pad with negative amounts crops: apply the positive pads, then the crops."""
-    positive = tuple((max(b, 0), max(a, 0)) for b, a in window.padding)
-    new = field.then(1, 1, positive)
-    for axis, (before, _after) in enumerate(window.padding):
-        if before < 0:
-            new = shifted(new, axis, -before, 1)
-    return Effect(new, True, window)
-
-
-def _merge_effect(inputs: Sequence[tuple[ReceptiveField, bool, tuple[int, ...]]],
-                  output_shape: tuple[int, ...] | None, ndim: int, out_rank_ok: bool) -> Effect:
-    spatial_out = tuple(output_shape[-ndim:]) if out_rank_ok and output_shape else None
-    fields = []
-    broadcast = False
-    for field, spatial, shape in inputs:
-        if (spatial and spatial_out is not None and all(s == 1 for s in shape[-ndim:])
-                and any(o > 1 for o in spatial_out)):
-            broadcast = True  # a 1x1 global context gate, broadcast over the map
-            continue
-        fields.append(field)
-    if not fields:
-        fields = [inputs[0][0]]
-    merged, aligned = merge_fields(fields, spatial_out)
-    spatial = all(s for _, s, _ in inputs) and out_rank_ok
-    return Effect(merged, spatial, None, () if aligned else tuple(fields), broadcast)
+def window_field(field: ReceptiveField, window: Window) -> ReceptiveField:
+    """The field after ``window`` (already projected onto the field's axes): the Distill
+    recurrences of :meth:`ReceptiveField.then`; transposed for upsampling; composed
+    :class:`FieldSteps` for fractional resizes; F.pad with negative amounts crops."""
+    steps = window.steps
+    if steps is not None:
+        upsampled = field.then(steps.up_kernel, steps.up_stride, steps.up_padding,
+                               transposed=True)
+        return upsampled.then(steps.kernel, steps.stride, steps.padding)
+    if window.kind == "pad" and any(b < 0 or a < 0 for b, a in window.padding):
+        positive = tuple((max(b, 0), max(a, 0)) for b, a in window.padding)
+        new = field.then(1, 1, positive)
+        for axis, (before, _after) in enumerate(window.padding):
+            if before < 0:
+                new = shifted(new, axis, -before, 1)
+        return new
+    transposed = window.kind in ("transposed", "resize")
+    return field.then(window.kernel, window.stride, window.padding, window.dilation,
+                      transposed=transposed)

@@ -7,6 +7,13 @@ are per spatial axis, padding as ``(before, after)`` pairs in input pixels of th
 ``macs`` are multiply-accumulates = FLOPs / 2 as counted by ``torch.utils.flop_counter``
 (bias additions are not counted); ``activation_bytes`` are the bytes of the layer's outputs
 (0 for in-place results; views count in full, as in torchinfo).
+
+``global_context`` is True when units of a layer also read the whole input through a global
+operator: attention over the whole token grid, a global pooling, a global gate (squeeze-
+excitation, ECA, GC), normalisation with statistics over the map (group norm).
+``receptive_field`` is then still the *local* field of the main path (what the convolutions,
+patch embeddings and windows give); a fully global layer such as a pooled head shows one window
+over the whole map. The report's ``global_context`` is that of the model output.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ class LayerRecord:
     activation_bytes: int
     spatial: bool = True
     window: str | None = None
-
+    global_context: bool = False
 
     @property
     def depth(self) -> int:  # noqa: D401
@@ -69,7 +76,8 @@ class Report:
 
     def __init__(self, model_name: str, input_size: tuple[int, ...], batch_size: int,
                  device: str, layers: list[LayerRecord], field: ReceptiveField, params: int,
-                 diagnostics: list[Diagnostic], capture: str) -> None:
+                 diagnostics: list[Diagnostic], capture: str, global_context: bool = False
+                 ) -> None:
         self.model_name = model_name
         self.input_size = input_size
         self.batch_size = batch_size
@@ -79,6 +87,7 @@ class Report:
         self.params = params
         self.diagnostics = diagnostics
         self.capture = capture
+        self.global_context = global_context
         self._by_name = {layer.name: layer for layer in layers}
 
     @property
@@ -143,3 +152,12 @@ class Report:
         """Receptive-field size and feature-map size per layer, as a PNG at ``path``."""
         from stridelab.inspect.plot import plot_report
         return plot_report(self, Path(path))
+
+    def verify(self, model: Any, *, units: Any = None, weights: str = "random",
+               layers: Any = None, samples: int = 2, seed: int = 0,
+               device: Any = "cpu") -> Any:
+        """Backpropagate from output units of ``model`` and check each reported field contains
+        the nonzero-gradient box and is tight; see :func:`stridelab.inspect.verify.verify`."""
+        from stridelab.inspect.verify import verify
+        return verify(self, model, units=units, weights=weights, layers=layers,
+                      samples=samples, seed=seed, device=device)

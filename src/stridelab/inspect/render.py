@@ -1,6 +1,6 @@
 """Text, JSON, CSV and Markdown renderings of a :class:`~stridelab.inspect.records.Report`.
 
-The JSON schema (``"schema": "stridelab.inspect", "version": 1``) is documented in
+The JSON schema (``"schema": "stridelab.inspect", "version": 2``) is documented in
 ``docs/inspect-json.md``. Fractions (strides and fields after upsampling) are written as
 floats in JSON and as ``p/q`` in text, CSV and Markdown.
 """
@@ -18,8 +18,9 @@ from typing import Any
 from stridelab.inspect.records import LayerRecord, Report
 
 SCHEMA = "stridelab.inspect"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "global_context" per layer and for the output
 MACS_NOTE = "MACs = FLOPs / 2; FLOPs from torch.utils.flop_counter, bias adds not counted"
+GLOBAL_MARK = "global"  # beside the RF size: units also read the whole input (global context)
 COLUMNS = ("Layer", "Op", "Output shape", "Window", "Eff. stride", "RF size", "RF pad",
            "MACs", "Params")
 
@@ -112,10 +113,12 @@ def rows(report: Report, depth: int | None = None) -> list[Row]:
         last = members[-1]
         single = len(members) == 1
         field = last.receptive_field
+        size = axes(field.size, squeeze=True)
         out.append(Row(
             name=key, op=last.op if single else f"{len(members)} ops",
             output=axes(last.output_shape), window=window_text(last) if single else "",
-            stride=axes(field.stride, squeeze=True), size=axes(field.size, squeeze=True),
+            stride=axes(field.stride, squeeze=True),
+            size=f"{size} {GLOBAL_MARK}" if last.global_context else size,
             pad=axes(field.padding, squeeze=True),
             macs=sum(m.macs for m in members), params=sum(m.params for m in members),
         ))
@@ -135,7 +138,9 @@ def summary_lines(report: Report) -> list[str]:
         f"Total MACs: {report.macs:,} ({MACS_NOTE})",
         f"Params: {report.params:,}   Activations: {human_bytes(report.activation_bytes)}",
         f"Output receptive field: size {axes(field.size)}, stride {axes(field.stride)}, "
-        f"padding {axes(field.padding)}",
+        f"padding {axes(field.padding)}"
+        + (" (+ global context: every unit reads the whole input)" if report.global_context
+           else ""),
     ]
 
 
@@ -186,7 +191,8 @@ def layer_dict(record: LayerRecord) -> dict[str, Any]:
         "effective_stride": _plain(record.effective_stride),
         "receptive_field": record.receptive_field.to_dict(),
         "center_offset": _plain(record.receptive_field.center_offset),
-        "window": record.window, "spatial": record.spatial, "macs": record.macs, "params": record.params,
+        "window": record.window, "spatial": record.spatial,
+        "global_context": record.global_context, "macs": record.macs, "params": record.params,
         "activation_bytes": record.activation_bytes,
     }
 
@@ -203,10 +209,14 @@ def to_dict(report: Report) -> dict[str, Any]:
                                "(Distill 2019); unit u sees [u*stride - padding, "
                                "u*stride - padding + size - 1]",
             "fractions": "written as floats (strides after upsampling)",
+            "global_context": "true when units also read the whole input through a global "
+                              "operator (attention over the whole grid, global pooling, a "
+                              "global gate); receptive_field is then the local field of the "
+                              "main path",
         },
         "totals": {"macs": report.macs, "flops": report.flops, "params": report.params,
                    "activation_bytes": report.activation_bytes},
-        "field": report.field.to_dict(),
+        "field": report.field.to_dict(), "global_context": report.global_context,
         "layers": [layer_dict(r) for r in report.layers],
         "diagnostics": [{"severity": d.severity, "code": d.code, "layer": d.layer,
                          "message": d.message, "fix": d.fix} for d in report.diagnostics],
@@ -219,7 +229,7 @@ def to_json(report: Report, indent: int | None = 2) -> str:
 
 CSV_FIELDS = ("name", "op", "inputs", "input_shapes", "output_shape", "kernel", "stride",
               "padding", "dilation", "effective_stride", "rf_size", "rf_stride", "rf_padding",
-              "macs", "params", "activation_bytes")
+              "macs", "params", "activation_bytes", "global_context")
 
 
 def to_csv(report: Report) -> str:
@@ -234,7 +244,7 @@ def to_csv(report: Report) -> str:
             axes(r.output_shape), axes(r.kernel), axes(r.stride), pads, axes(r.dilation),
             axes(r.effective_stride), axes(r.receptive_field.size),
             axes(r.receptive_field.stride), axes(r.receptive_field.padding),
-            r.macs, r.params, r.activation_bytes,
+            r.macs, r.params, r.activation_bytes, int(r.global_context),
         ])
     return buffer.getvalue()
 

@@ -9,6 +9,11 @@ import html
 from pathlib import Path
 from typing import Any
 
+from stridelab.study.erf import PLOT_NAME as ERF_PLOT
+from stridelab.study.erf import PLOT_TITLE as ERF_TITLE
+from stridelab.study.erf import effective_fields_png
+from stridelab.study.erf import html_section as erf_html_section
+from stridelab.study.erf import markdown_lines as erf_markdown_lines
 from stridelab.study.results import METRIC_UNITS
 from stridelab.study.runs import atomic_write_bytes, atomic_write_text
 
@@ -19,6 +24,7 @@ PLOT_TITLES = {
     "consistency_vs_stride.png": "Shift-consistency vs effective stride",
     "latency.png": "Latency per variant (batch 1)",
     "feature_maps.png": "Feature-map sizes per stage",
+    ERF_PLOT: ERF_TITLE,
 }
 
 
@@ -158,7 +164,7 @@ def render_markdown(results: dict[str, Any], plots: list[str]) -> str:
              format_markdown_table(results),
              "`*` marks the Pareto front of accuracy vs MACs." + _warned_note(results), "",
              "## Highlights", "", *[f"- {line}" for line in highlights(results)], "", "## Variants", "",
-             *_variant_lines(results), "", "## Plots", ""]
+             *_variant_lines(results), "", *erf_markdown_lines(results), "## Plots", ""]
     parts += [f"![{PLOT_TITLES.get(p, p)}]({p})" for p in plots]
     parts += ["", "## Units", ""] + [f"- `{k}`: {v}" for k, v in METRIC_UNITS.items()]
     return "\n".join(parts) + "\n"
@@ -190,7 +196,8 @@ def render_html(results: dict[str, Any], plot_dir: Path, plots: list[str]) -> st
             f"<h1>Stride study <code>{esc(results['config']['name'])}</code></h1><ul>{setup}</ul>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
             f"<p>* marks the Pareto front of accuracy vs MACs.</p>"
-            f"<h2>Highlights</h2><ul>{headline}</ul><h2>Plots</h2>{''.join(images)}"
+            f"<h2>Highlights</h2><ul>{headline}</ul>{erf_html_section(results)}"
+            f"<h2>Plots</h2>{''.join(images)}"
             f"<h2>Variants</h2><ul>{variants}</ul><h2>Units</h2><ul>{units}</ul></body></html>\n")
 
 
@@ -202,6 +209,10 @@ def write_report(results: dict[str, Any], run_dir: Path) -> dict[str, Path]:
     for name, plotter in PLOTTERS.items():
         atomic_write_bytes(run_dir / name, plotter(results))
         plots.append(name)
+    erf_png = effective_fields_png(results)
+    if erf_png is not None:
+        atomic_write_bytes(run_dir / ERF_PLOT, erf_png)
+        plots.append(ERF_PLOT)
     markdown = run_dir / "report.md"
     page = run_dir / "report.html"
     atomic_write_text(markdown, render_markdown(results, plots))

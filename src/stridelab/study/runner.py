@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from typing import Any
 
@@ -11,6 +12,7 @@ from stridelab._version import __version__
 from stridelab.study import distributed as ddp
 from stridelab.study.config import StudyConfig
 from stridelab.study.data import Splits, load_dataset
+from stridelab.study.erf import SAMPLES, effective_field_entry
 from stridelab.study.measure import (
     field_warning,
     latency_ms,
@@ -114,11 +116,15 @@ def _run_variant(config: StudyConfig, variant: Variant, splits: Splits, device: 
             continue
         seed_everything(seed)
         model = variant.build(num_classes=splits.num_classes, in_channels=splits.in_channels)
+        initial = copy.deepcopy(model) if info.is_main else None  # for its effective field
         outcome = train_model(model, splits, config.train_settings(), seed=seed,
                               directory=directory, device=device, info=info,
                               progress=progress, label=f"{variant.name} seed {seed}")
         if info.is_main:
             result = _measure(config, outcome.model, splits, device, input_size)
+            assert initial is not None
+            result["effective_field"] = effective_field_entry(
+                initial, outcome.model, splits.normalize(splits.test_x[:SAMPLES]), device)
             result.update(seed=seed, train_seconds=outcome.train_seconds,
                           resumed_from_epoch=outcome.resumed_from_epoch,
                           history=outcome.history)
