@@ -49,11 +49,15 @@ def main() -> None:
         page.goto(f"{base}/model?model-spec=resnet18&input=3x224x224")
         page.wait_for_selector('[data-testid="model-table"] tbody tr', timeout=120_000)
         page.get_by_test_id("model-layer").select_option("layer3.1.relu#2")
+        if page.get_by_test_id("erf-toggle-box").is_visible():
+            page.get_by_test_id("erf-toggle").check()
         box = page.get_by_test_id("photo-canvas").bounding_box()
         assert box is not None
         page.get_by_test_id("photo").click(position={"x": box["width"] * 0.3,
                                                      "y": box["height"] * 0.45})
         page.wait_for_timeout(800)
+        if page.get_by_test_id("erf-toggle").is_checked():
+            page.wait_for_selector('[data-testid="erf-heat"]:not([hidden])', timeout=180_000)
         page.screenshot(path=str(IMAGES / "explore_model.png"), full_page=True)
         page.goto(f"{base}/study")
         page.wait_for_selector('[data-testid="study-table"] tbody tr')

@@ -307,7 +307,7 @@ def test_clicked_unit_field_matches_autograd(client: TestClient) -> None:
     model(x)
     captured["out"][0, :, row, col].sum().backward()
     rows, cols = torch.nonzero(x.grad[0].abs().sum(0), as_tuple=True)
-    box = unit["box"]
+    box = {k: int(v) for k, v in unit["box"].items()}
     assert (rows.min().item(), rows.max().item()) == (box["top"], box["bottom"])
     assert (cols.min().item(), cols.max().item()) == (box["left"], box["right"])
     assert unit["start"][0] <= box["top"] and unit["end"][1] >= box["right"]
@@ -328,12 +328,24 @@ def test_page_accepts_only_builtin_and_registry_names_but_the_command_line_may_n
     assert refused.status_code == 422 and refused.json()["param"] == "model-spec"
 
 
-def test_effective_field_plug_reports_availability(client: TestClient) -> None:
+def test_effective_field_heatmap_lies_in_the_units_field(client: TestClient) -> None:
     import stridelab
 
-    answer = client.get("/api/erf", params={"model-spec": "resnet18", "input": "3x64x64",
-                                            "layer": "layer2", "row": "1", "col": "1"}).json()
+    params = {"model-spec": "resnet18", "input": "3x64x64", "layer": "layer2", "row": "1",
+              "col": "2"}
+    answer = client.get("/api/erf", params=params).json()
     assert answer["available"] == hasattr(stridelab, "effective_field")
+    if not answer["available"]:
+        return
+    heat = np.array(answer["map"])
+    assert heat.shape == (64, 64) and heat.sum() == pytest.approx(1.0)
+    unit = client.get("/api/unit", params={**params, "x": "20", "y": "12"}).json()
+    assert unit["unit"] == [1, 2]
+    top, left, bottom, right = (int(unit["box"][k]) for k in ("top", "left", "bottom", "right"))
+    inside = heat[top:bottom + 1, left:right + 1].sum()
+    assert inside == pytest.approx(1.0)  # no gradient outside the theoretical field
+    bad = client.get("/api/erf", params={**params, "row": "99"})
+    assert bad.status_code == 422 and bad.json()["param"] == "row"
 
 
 # ---- assets, study, safety --------------------------------------------------------------------

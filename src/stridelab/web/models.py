@@ -282,8 +282,12 @@ def effective_field_available() -> bool:
     return hasattr(stridelab, "effective_field")
 
 
+#: Noise inputs averaged for the page's effective field (the library's default is 16).
+ERF_SAMPLES = 8
+
+
 def effective_field_map(model: Any, input_size: tuple[int, ...], layer: str,
-                        unit: tuple[int, int]) -> dict[str, Any] | None:
+                        unit: tuple[int, int], report: Any = None) -> dict[str, Any] | None:
     """Plug point for the effective receptive field (``stridelab.effective_field``, issue erf).
 
     Returns ``{"map": rows of floats over the input's (H, W), summing to 1, "center", "std"}``,
@@ -294,7 +298,8 @@ def effective_field_map(model: Any, input_size: tuple[int, ...], layer: str,
     effective_field = getattr(stridelab, "effective_field", None)
     if effective_field is None:
         return None
-    result = effective_field(model, input_size, layer=layer, unit=unit)
+    result = effective_field(model, input_size, layer=layer, unit=unit, samples=ERF_SAMPLES,
+                             report=report)
     return {"map": [[float(v) for v in row] for row in result.map],
             "center": _plain(list(result.center)), "std": _plain(list(result.std))}
 
@@ -308,13 +313,16 @@ def erf_answer(source: ModelSource, query: Mapping[str, str]) -> dict[str, Any]:
     layer = params.text(query, "layer")
     row = params.integer(query, "row", 0, 0, MAX_SIDE)
     col = params.integer(query, "col", 0, 0, MAX_SIDE)
+    report = report_for(source, spec, input_size)
     with _lock:
         if spec not in _models:
             _models.clear()  # one real model at a time (weights cost memory)
             _models[spec] = source.load(spec, meta=False)
         model = _models[spec]
         try:
-            heat = effective_field_map(model, input_size, layer, (row, col))
+            heat = effective_field_map(model, input_size, layer, (row, col), report)
         except (ValueError, TypeError, KeyError) as err:
-            raise params.ParamError("layer", str(err).strip().splitlines()[0]) from None
+            message = str(err).strip().splitlines()[0].strip("'\"")
+            raise params.ParamError("row" if message.startswith("unit") else "layer",
+                                    message) from None
     return {"available": True, **(heat or {})}
