@@ -52,26 +52,21 @@ class ModelSource:
         return _build(spec, allow_code=allow_code, meta=meta)
 
 
-def _registry_loader() -> Any:
-    """``stridelab.inspect.load_model`` when it exists in this build (the model registry)."""
-    import stridelab.inspect as inspect_module
-    return getattr(inspect_module, "load_model", None)
-
-
 def _build(spec: str, *, allow_code: bool, meta: bool) -> Any:
+    """``stridelab.inspect.load_model`` (random weights), on the meta device when ``meta``."""
     import torch
 
-    load_model = _registry_loader()
+    from stridelab.inspect import load_model
+
     if ":" in spec and not allow_code and not re.match(r"^(timm|torchvision):[\w.\-]+$", spec):
         raise params.ParamError("model-spec", f"{spec!r} would run user code: file.py:attr and "
                                 "package.module:attr are accepted from the command line only "
                                 "(stridelab explore --model SPEC)")
+
+    def make() -> Any:
+        return load_model(spec, allow_code=allow_code).model
+
     try:
-        if load_model is not None:
-            def make() -> Any:
-                return load_model(spec, allow_code=allow_code).model
-        else:
-            make = _preset_factory(spec, allow_code)
         if meta:  # shapes only: no weights to initialise, so large models build instantly
             try:
                 with torch.device("meta"):
@@ -79,28 +74,9 @@ def _build(spec: str, *, allow_code: bool, meta: bool) -> Any:
             except (RuntimeError, NotImplementedError):
                 pass
         return make()
-    except params.ParamError:
-        raise
     except (ValueError, TypeError, KeyError, ImportError, OSError) as err:
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise params.ParamError("model-spec", message.strip("'\"")) from None
-
-
-def _preset_factory(spec: str, allow_code: bool) -> Any:
-    """Until the model registry lands: built-in names, and the command line's code spec."""
-    from stridelab.nn.presets import presets
-
-    if spec in presets:
-        return presets[spec]
-    if ":" in spec and allow_code:
-        from stridelab.cli.inspect_cmd import load_model as load_code
-        return lambda: load_code(spec)
-    if spec.startswith(("timm:", "torchvision:")):
-        raise ValueError(f"{spec!r}: registry names need stridelab.inspect.load_model, which "
-                         "this build does not have yet; use a built-in name")
-    close = [name for name in presets if spec.lower() in name][:5]
-    hint = f" (similar: {', '.join(close)})" if close else ""
-    raise ValueError(f"unknown model {spec!r}{hint}; built-in names: {', '.join(presets)}")
 
 
 def read_input_size(query: Mapping[str, str]) -> tuple[int, ...]:
