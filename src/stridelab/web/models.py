@@ -5,10 +5,12 @@ Everything comes from :func:`stridelab.inspect` (the :class:`~stridelab.inspect.
 rows and fields, Distill 2019 recurrences of :mod:`stridelab.arith`) and
 :func:`stridelab.viz.pyramid.pyramid_stages`. Reports are cached per (spec, input size).
 
-Safety: specs typed in the page go through :func:`load_page_model`, which accepts built-in names
-and registry names (``timm:`` / ``torchvision:``) only; ``file.py:attr`` and
+Models load through :func:`stridelab.inspect.load_model` (random weights, on the meta device for
+the table). Safety: :class:`ModelSource` passes ``allow_code=False`` for specs typed in the page,
+so only built-in and registry names (``timm:`` / ``torchvision:``) load; ``file.py:attr`` and
 ``package.module:attr`` run user code and are accepted only when given on the command line
-(``stridelab explore --model SPEC``), by exact match.
+(``stridelab explore --model SPEC``), by exact match. The effective-field heatmap plugs in at
+:func:`effective_field_map` (``stridelab.effective_field``).
 """
 
 from __future__ import annotations
