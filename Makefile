@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYTEST_WORKERS ?= 2
 
 
-.PHONY: demo tour test fuzz bench lint types pictures golden install clean
+.PHONY: demo tour test fuzz bench lint types pictures golden install clean zoo
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -50,5 +50,24 @@ pictures: $(STAMP)
 golden: $(STAMP)
 	$(VENV)/bin/pytest -q -p no:cacheprovider --regen-golden
 
+# The zoo: a second venv with the machine's torch 2.14.1 / torchvision 0.29.1 and timm, then every
+# torchvision and timm model through the inspector (docs/zoo.md). ZOO_ARGS="--match '*convnext*'".
+ZOO_VENV := .venv-zoo
+ZOO_PY := $(ZOO_VENV)/bin/python
+ZOO_STAMP := $(ZOO_VENV)/.installed
+ZOO_ARGS ?=
+
+$(ZOO_STAMP): pyproject.toml
+	test -x $(ZOO_PY) || $(PYTHON) -m venv $(ZOO_VENV)
+	$(ZOO_PY) -m pip install --quiet --upgrade pip
+	printf 'torch==2.14.1\ntorchvision==0.29.1\n' > $(ZOO_VENV)/constraints.txt
+	$(ZOO_PY) -m pip install --quiet -c $(ZOO_VENV)/constraints.txt torch torchvision timm
+	$(ZOO_PY) -m pip install --quiet -c $(ZOO_VENV)/constraints.txt -e . pytest hypothesis
+	touch $(ZOO_STAMP)
+
+zoo: $(ZOO_STAMP)
+	$(ZOO_PY) -m pytest -q -p no:cacheprovider tests/inspect/test_registry.py
+	$(ZOO_PY) scripts/zoo $(ZOO_ARGS)
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info
+	rm -rf $(VENV) $(ZOO_VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build dist src/*.egg-info

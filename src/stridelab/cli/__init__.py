@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "study": "stridelab.cli.study",
     "animate": "stridelab.cli.animate",
     "erf": "stridelab.cli.erf",
+    "explore": "stridelab.cli.explore",
 }
 
 EXIT_USAGE = 2

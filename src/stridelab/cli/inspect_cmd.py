@@ -1,17 +1,16 @@
 """``stridelab inspect MODEL --input 3x224x224``: per-layer stride, receptive field and cost.
 
-MODEL is a built-in name (``stridelab.nn.presets``), ``package.module:attr`` or
-``path/to/file.py:attr`` where ``attr`` is a module class or factory (called without arguments)
-or a module instance. User code runs only because the user named it.
+MODEL is a spec read by :func:`stridelab.inspect.registry.load_model`: a built-in name
+(``stridelab.nn.presets``), ``timm:NAME``, ``torchvision:NAME`` (random weights, nothing is
+downloaded), ``package.module:attr`` or ``path/to/file.py:attr`` where ``attr`` is a module class
+or factory (called without arguments) or a module instance. User code runs only because the user
+named it. ``--input`` defaults to the model's own size when the spec knows it, else 3x224x224.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
-import importlib.util
 import sys
-from pathlib import Path
 from typing import Any
 
 
@@ -19,10 +18,12 @@ def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "inspect", help="per-layer stride, receptive field, cost and diagnostics of a model",
         description="Per-layer stride, receptive field, cost (MACs = FLOPs / 2) and diagnostics.")
-    parser.add_argument("model", help="built-in name (e.g. resnet50), package.module:attr or "
-                                      "path/to/file.py:attr (class or factory)")
-    parser.add_argument("--input", default="3x224x224", metavar="CxHxW",
-                        help="input size without the batch axis (default 3x224x224)")
+    parser.add_argument("model", help="built-in name (e.g. resnet50), timm:NAME, torchvision:NAME, "
+                                      "package.module:attr or path/to/file.py:attr (class or "
+                                      "factory)")
+    parser.add_argument("--input", default=None, metavar="CxHxW",
+                        help="input size without the batch axis (default: the model's own, "
+                             "e.g. 3x299x299 for torchvision:inception_v3; else 3x224x224)")
     parser.add_argument("--batch-size", type=int, default=1, metavar="N")
     parser.add_argument("--depth", type=int, default=None, metavar="N",
                         help="fold layers nested deeper than N name parts into one row")
@@ -59,75 +60,16 @@ def parse_input_size(text: str) -> tuple[int, ...]:
     return values
 
 
-def _attribute(namespace: Any, attr: str, where: str) -> Any:
-    value = namespace
-    for part in attr.split("."):
-        if not hasattr(value, part):
-            raise ValueError(f"model spec: {where} has no attribute {attr!r}")
-        value = getattr(value, part)
-    return value
-
-
-def load_model(spec: str) -> Any:
-    """Resolve a model spec (see the module docstring) to a ``torch.nn.Module``."""
-    import torch
-
-    if ":" in spec:
-        target, attr = spec.rsplit(":", 1)
-        if not attr:
-            raise ValueError(f"model spec {spec!r} needs an attribute after ':'")
-        if target.endswith(".py"):
-            path = Path(target)
-            if not path.is_file():
-                raise ValueError(f"model spec: file {target!r} does not exist")
-            module_spec = importlib.util.spec_from_file_location(f"_stridelab_user_{path.stem}",
-                                                                 path)
-            if module_spec is None or module_spec.loader is None:
-                raise ValueError(f"model spec: cannot load {target!r} as Python")
-            module = importlib.util.module_from_spec(module_spec)
-            sys.modules[module_spec.name] = module
-            module_spec.loader.exec_module(module)
-        else:
-            try:
-                module = importlib.import_module(target)
-            except ImportError as err:
-                raise ValueError(f"model spec: cannot import {target!r} ({err})") from None
-        factory = _attribute(module, attr, target)
-    else:
-        try:
-            from stridelab.nn import presets
-        except ImportError:
-            raise ValueError(f"model {spec!r}: built-in models need stridelab.nn, which is not "
-                             f"available; use package.module:attr or file.py:attr") from None
-        if spec not in presets:
-            raise ValueError(f"model must be a built-in name ({', '.join(sorted(presets))}), "
-                             f"package.module:attr or file.py:attr; got {spec!r}")
-        factory = presets[spec]
-    model = factory if isinstance(factory, torch.nn.Module) else _call(factory, spec)
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model spec {spec!r} gave a {type(model).__name__}, not a "
-                        f"torch.nn.Module")
-    return model
-
-
-def _call(factory: Any, spec: str) -> Any:
-    if not callable(factory):
-        raise TypeError(f"model spec {spec!r} names a {type(factory).__name__}; it must be a "
-                        f"module class, a factory or a module instance")
-    try:
-        return factory()
-    except TypeError as err:
-        raise TypeError(f"model spec {spec!r}: calling it without arguments failed ({err})"
-                        ) from None
-
-
 def run(args: argparse.Namespace) -> int:
     from stridelab.inspect import inspect
+    from stridelab.inspect.registry import DEFAULT_INPUT_SIZE, load_model
 
-    size = parse_input_size(args.input)
+    size = parse_input_size(args.input) if args.input is not None else None
     if args.depth is not None and args.depth < 1:
         raise ValueError(f"--depth must be an int >= 1, got {args.depth}")
-    model = load_model(args.model)
+    loaded = load_model(args.model, allow_code=True)
+    model = loaded.model
+    size = size or loaded.input_size or DEFAULT_INPUT_SIZE
     report = inspect(model, size, batch_size=args.batch_size, device=args.device,
                      min_field_fraction=args.min_field)
     if args.verify:

@@ -14,9 +14,11 @@ from typing import Any
 
 from stridelab.inspect.api import inspect
 from stridelab.inspect.records import Diagnostic, LayerRecord, Report
+from stridelab.inspect.registry import LoadedModel, load_model
 from stridelab.inspect.render import SCHEMA, SCHEMA_VERSION
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "Diagnostic", "LayerRecord", "Report", "inspect"]
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "Diagnostic", "LayerRecord", "LoadedModel", "Report",
+           "inspect", "load_model"]
 
 
 class _CallableModule(types.ModuleType):

@@ -15,6 +15,7 @@ from stridelab.inspect.flops import FlopTally
 from stridelab.inspect.positions import Info, unit_field
 from stridelab.inspect.principal import principal_window
 from stridelab.inspect.records import LayerRecord, Report
+from stridelab.inspect.registry import resolve_model
 
 
 def _check_input_size(input_size: object) -> tuple[int, ...]:
@@ -108,7 +109,7 @@ def _model_name(model: torch.nn.Module) -> str:
     return type(model).__name__
 
 
-def inspect(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224),
+def inspect(model: torch.nn.Module | str, input_size: Sequence[int] | None = None,
             batch_size: int = 1, device: str | torch.device = "meta", *,
             min_field_fraction: float = 0.5, dtype: torch.dtype = torch.float32) -> Report:
     """Per-layer stride, receptive field, cost and diagnostics of ``model``.
@@ -120,7 +121,11 @@ def inspect(model: torch.nn.Module, input_size: Sequence[int] = (3, 224, 224),
     ``min_field_fraction``: warn when the head's receptive field covers less than this
     fraction of the input on some axis. The forward runs in eval mode on stand-in tensors;
     the model's parameters, buffers and train/eval flags are left as they were.
+    ``model`` may be a spec string (``"timm:convnext_tiny"``, ``"torchvision:resnet50"``, a
+    built-in name; see :func:`stridelab.inspect.registry.load_model`); ``input_size=None`` then
+    means the model's default size, and (3, 224, 224) for a module object.
     """
+    model, input_size = resolve_model(model, input_size)
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     size = _check_input_size(input_size)

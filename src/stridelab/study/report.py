@@ -241,7 +241,7 @@ def _scene_markdown(results: dict[str, Any], pictures: list[str]) -> list[str]:
         parts += [f"## {task_title(task, results)}", "",
                   markdown_table(TASK_COLUMNS[task], task_rows(results, task)),
                   "`*` Pareto front of the task's metric vs MACs; eff. field: effective receptive "
-                  "field (n/a until measured).", ""]
+                  "field after training (95% extent, input pixels).", ""]
         parts += [f"![{_title_for(p)}]({p})" for p in pictures if p == f"pictures_{task}.png"]
         parts.append("")
     lines = detail_lines(results)
