@@ -165,7 +165,8 @@ def _step(layer: Layer, size: tuple[int, ...], field: ReceptiveField) -> Step:
         else:
             out = pool_output_size(size, kernel, strides, pads, dilation, layer.ceil_mode,
                                    layer.convention)
-        dropped_out = dropped_pixels(size, kernel, strides, pads, dilation)
+        dropped_out = dropped_pixels(size, kernel, strides, pads, dilation,
+                                     layer.kind != "conv" and layer.ceil_mode)
         dropped = dropped_out if isinstance(dropped_out, tuple) else (dropped_out,)
         new_field = field.then(kernel, strides, pads, dilation)
     out_t = out if isinstance(out, tuple) else (out,)

@@ -397,21 +397,29 @@ def output_padding_for(
 
 def dropped_pixels(
     size: IntOrTuple, kernel: IntOrTuple, stride: IntOrTuple,
-    padding: PaddingSpec = 0, dilation: IntOrTuple = 1,
+    padding: PaddingSpec = 0, dilation: IntOrTuple = 1, ceil_mode: bool = False,
 ) -> int | tuple[int, ...]:
     """Real input pixels at the end (right / bottom) that no window reaches.
 
     The padded input leaves ``r = (i + p_b + p_a - k_eff) % s`` positions after the last window;
     the first ``p_a`` of those that are padding cost nothing, so the count of real pixels lost is
-    ``max(r - p_a, 0)``. (Gaps *between* windows when ``s > k_eff`` are listed by
-    :func:`uncovered_pixels`.)
+    ``max(r - p_a, 0)``. ``ceil_mode`` (pooling): the last window is the one
+    :func:`pool_output_size` keeps in ceil mode (it may hang past the padded end), so the loss is
+    ``max(i - ((o - 1) * s - p_b + k_eff), 0)`` with that ``o``; in floor mode both expressions
+    agree. (Gaps *between* windows when ``s > k_eff`` are listed by :func:`uncovered_pixels`.)
     """
     template = size if isinstance(size, (tuple, list)) else kernel
     _, axes = _axes(size, kernel, stride, padding, dilation)
     out = []
     for axis, (i, k, s, pad, d) in enumerate(axes):
-        remainder = _check_fits(axis, i, d * (k - 1) + 1, pad) % s
-        out.append(max(remainder - pad[1], 0))
+        k_eff = d * (k - 1) + 1
+        remainder = _check_fits(axis, i, k_eff, pad) % s
+        if ceil_mode:
+            o = pool_output_size(i, k, s, pad, d, ceil_mode=True, convention="onnx")
+            assert isinstance(o, int)
+            out.append(max(i - ((o - 1) * s - pad[0] + k_eff), 0))
+        else:
+            out.append(max(remainder - pad[1], 0))
     return shape_like(template, out)
 
 
