@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from stridelab.arith import PaddingPair, padding_pairs
+from stridelab.arith import PaddingPair, padding_pairs, pool_output_size
 from stridelab.arith._check import check_padding_string
 from stridelab.nn._export import SameWindow, exporting, native_same, same_pad
 
@@ -214,6 +214,25 @@ def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
     return (int(items[0]), int(items[1]))
 
 
+def _keep_ceil_windows(output: Tensor, input: Tensor, resolver: PaddingResolver,
+                       dilation: Sequence[int], ceil_mode: bool) -> Tensor:
+    """Drop a ceil-mode window that starts in the explicit right padding.
+
+    PyTorch keeps the last ceil-mode window unless it starts in *its own* padding; padding
+    applied beforehand with ``F.pad`` looks like data to it. The exact size is
+    :func:`stridelab.arith.pool_output_size` on the real input (as ONNX computes it).
+    """
+    if not ceil_mode or exporting():
+        return output
+    spatial = tuple(int(s) for s in input.shape[-resolver.ndim:])
+    size = pool_output_size(spatial, resolver.kernel, resolver.stride, resolver.pairs(spatial),
+                            tuple(dilation), ceil_mode=True, convention="onnx")
+    sizes = size if isinstance(size, tuple) else (size,)
+    for axis, n in enumerate(sizes):
+        output = output.narrow(output.ndim - len(sizes) + axis, 0, n)
+    return output
+
+
 class MaxPool2d(torch.nn.MaxPool2d):
     """:class:`torch.nn.MaxPool2d` accepting the same padding specs as :class:`Conv2d`.
 
@@ -253,11 +272,15 @@ class MaxPool2d(torch.nn.MaxPool2d):
 
     def _eager_forward(self, input: Tensor) -> Any:
         folded, explicit = self._resolver.resolve(input)
-        if explicit is not None:
-            input = F.pad(input, explicit, mode="constant", value=float("-inf"))
-        return F.max_pool2d(  # type: ignore[call-overload]
-            input, self.kernel_size, self.stride, folded, self.dilation,
-            ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        if explicit is None:
+            return F.max_pool2d(  # type: ignore[call-overload]
+                input, self.kernel_size, self.stride, folded, self.dilation,
+                ceil_mode=self.ceil_mode, return_indices=self.return_indices)
+        padded = F.pad(input, explicit, mode="constant", value=float("-inf"))
+        output = F.max_pool2d(padded, self.kernel_size, self.stride, folded, self.dilation,
+                              ceil_mode=self.ceil_mode)
+        return _keep_ceil_windows(output, input, self._resolver, _pair("dilation", self.dilation),
+                                  self.ceil_mode)
 
 
 class AvgPool2d(torch.nn.AvgPool2d):
@@ -323,7 +346,9 @@ class AvgPool2d(torch.nn.AvgPool2d):
             return self._pool(input, folded, self.count_include_pad)
         padded = F.pad(input, explicit)
         if self.count_include_pad or self.divisor_override is not None:
-            return self._pool(padded, folded, True)
-        # Average over real pixels: pool the data and a mask of ones the same way, then divide.
-        ones = F.pad(torch.ones_like(input[:1, :1]), explicit)
-        return self._pool(padded, folded, True) / self._pool(ones, folded, True)
+            output = self._pool(padded, folded, True)
+        else:
+            # Average over real pixels: pool the data and a mask of ones the same way, then divide.
+            ones = F.pad(torch.ones_like(input[:1, :1]), explicit)
+            output = self._pool(padded, folded, True) / self._pool(ones, folded, True)
+        return _keep_ceil_windows(output, input, self._resolver, (1, 1), self.ceil_mode)
