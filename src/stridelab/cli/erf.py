@@ -18,10 +18,11 @@ def add_parser(subparsers: Any) -> None:
         "erf", help="effective receptive field of a unit (Luo et al. 2016) beside the theory",
         description="Mean |d unit / d input| over noise (or digits) inputs: centre, std, "
                     "68%% / 95%% extents, and the ratio to the theoretical receptive field.")
-    parser.add_argument("model", help="built-in name (e.g. resnet18), package.module:attr or "
-                                      "path/to/file.py:attr (class or factory)")
-    parser.add_argument("--input", default="3x224x224", metavar="CxHxW",
-                        help="input size without the batch axis (default 3x224x224)")
+    parser.add_argument("model", help="built-in name (e.g. resnet18), timm:NAME, torchvision:NAME, "
+                                      "package.module:attr or path/to/file.py:attr")
+    parser.add_argument("--input", default=None, metavar="CxHxW",
+                        help="input size without the batch axis (default: the model's own, else "
+                             "3x224x224)")
     parser.add_argument("--layer", default=None, metavar="NAME",
                         help="layer name from `stridelab inspect` (a module name means its last "
                              "operator); default: the last layer with a spatial map")
@@ -53,16 +54,19 @@ def parse_unit(text: str | None) -> tuple[int, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stridelab.cli.inspect_cmd import load_model, parse_input_size
+    from stridelab.cli.inspect_cmd import parse_input_size
     from stridelab.inspect.erf import effective_field
+    from stridelab.inspect.registry import DEFAULT_INPUT_SIZE, load_model
 
-    size = parse_input_size(args.input)
+    size = parse_input_size(args.input) if args.input is not None else None
     unit = parse_unit(args.unit)
     if args.samples < 1:
         raise ValueError(f"--samples must be an int >= 1, got {args.samples}")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot must name a .png file, got {args.plot!r}")
-    model = load_model(args.model)
+    loaded = load_model(args.model, allow_code=True)
+    model = loaded.model
+    size = size or loaded.input_size or DEFAULT_INPUT_SIZE
     result = effective_field(model, size, layer=args.layer, unit=unit, inputs=args.inputs,
                              samples=args.samples, device=args.device)
     sys.stdout.write(result.to_json() if args.json else result.summary())
