@@ -67,9 +67,7 @@ class Splits:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """Standardize a batch with the training split's per-channel mean and std."""
-        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        return (images - mean) / std
+        return standardize(images, self.mean, self.std)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -77,6 +75,15 @@ class Splits:
             "image_size": list(self.image_size), "train": int(self.train_y.numel()),
             "val": int(self.val_y.numel()), "test": int(self.test_y.numel()),
         }
+
+
+def standardize(images: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]
+                ) -> torch.Tensor:
+    """``(images - mean) / std`` per channel of an ``(N, C, H, W)`` batch."""
+    shape = (1, -1, 1, 1)
+    mean_t = torch.tensor(mean, dtype=images.dtype, device=images.device).view(shape)
+    std_t = torch.tensor(std, dtype=images.dtype, device=images.device).view(shape)
+    return (images - mean_t) / std_t
 
 
 def load_dataset(spec: str, *, image_size: int = 32, seed: int = 0, val_fraction: float = 0.1,

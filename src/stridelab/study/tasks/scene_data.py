@@ -57,9 +57,10 @@ class SceneSplits:
         return len(self.classes)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        mean = torch.tensor(self.mean, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=images.dtype, device=images.device).view(1, -1, 1, 1)
-        return (images - mean) / std
+        """Standardize a batch with the training scenes' per-channel mean and std."""
+        from stridelab.study.data import standardize
+
+        return standardize(images, self.mean, self.std)
 
     def summary(self) -> dict[str, object]:
         return {
