@@ -70,6 +70,8 @@ def _oracle(model: torch.nn.Module, size: tuple[int, ...]) -> tuple[int, int, bo
     """FLOPs of the eval forward on meta, parameters (elements) it touches, attention ran."""
     model.to("meta")
     model.eval()
+    for param in model.parameters():  # a module returning a parameter itself trips the tracker
+        param.requires_grad_(False)
     parameters = {id(p): p.numel() for p in model.parameters()}
     x = torch.zeros((1, *size), device="meta")
     with torch.no_grad(), FlopCounterMode(display=False) as counter, \
