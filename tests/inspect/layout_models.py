@@ -213,3 +213,27 @@ class UnfoldLinear(nn.Module):
         cols = F.unfold(x, 3, padding=1, stride=2)
         out = self.linear(cols.transpose(1, 2)).transpose(1, 2)
         return out.reshape(n, 4, (h + 1) // 2, (w + 1) // 2)
+
+
+class BlockGrid(nn.Module):
+    """MaxViT-style: attention inside 4x4 blocks, then grid attention over tokens 4 apart
+    (a 4x4 grid spread over the whole map)."""
+
+    def __init__(self, dim: int = 8, size: int = 4) -> None:
+        super().__init__()
+        self.embed = nn.Conv2d(3, dim, 2, 2)
+        self.block = SelfAttention(dim)
+        self.grid = SelfAttention(dim)
+        self.size = size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.embed(x).permute(0, 2, 3, 1)
+        n, h, w, c = t.shape
+        s = self.size
+        blocks = t.view(n, h // s, s, w // s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(-1, s * s, c)
+        blocks = blocks + self.block(blocks)
+        t = blocks.view(n, h // s, w // s, s, s, c).permute(0, 1, 3, 2, 4, 5).reshape(n, h, w, c)
+        grid = t.view(n, s, h // s, s, w // s, c).permute(0, 2, 4, 1, 3, 5).reshape(-1, s * s, c)
+        grid = grid + self.grid(grid)
+        t = grid.view(n, h // s, w // s, s, s, c).permute(0, 3, 1, 4, 2, 5).reshape(n, h, w, c)
+        return t.permute(0, 3, 1, 2)

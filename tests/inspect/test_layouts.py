@@ -25,7 +25,7 @@ def gradient_box(model: nn.Module, size: int, unit: tuple[int, int]
     torch.manual_seed(0)
     model = model.double().eval()
     for p in model.parameters():  # re-randomised: no zero gains hiding a branch
-        nn.init.uniform_(p, 0.2, 1.0)
+        nn.init.normal_(p, 0.0, 0.5)
     x = torch.randn(1, 3, size, size, dtype=torch.float64, requires_grad=True)
     out = model(x)
     out[0, :, unit[0], unit[1]].sum().backward()
@@ -135,3 +135,13 @@ def test_global_attention_is_global_context_without_small_field() -> None:
     assert "small-field" not in {d.code for d in head.diagnostics}
     tokens = [r for r in head.layers if r.spatial]
     assert tokens and all(r.receptive_field.size == (4, 4) for r in tokens)
+
+
+def test_block_then_grid_attention_is_global() -> None:
+    model = lm.BlockGrid()
+    report = report_of(model)
+    grid_rows = [r for r in report.layers if r.name.startswith("grid.")]
+    block_rows = [r for r in report.layers if r.name.startswith("block.")]
+    assert grid_rows and all(r.global_context for r in grid_rows[-3:])
+    assert block_rows and not any(r.global_context for r in block_rows)
+    assert gradient_box(model, SIZE, (5, 9)) == [(0, SIZE - 1)] * 2

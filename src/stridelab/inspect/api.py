@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 from torch.utils._pytree import tree_leaves
-from torch.utils.flop_counter import FlopCounterMode
 
 from stridelab.arith import ReceptiveField
 from stridelab.inspect.capture import INPUT, Group, Recorder, run_eager, run_fx, trace_fx
 from stridelab.inspect.diagnostics import diagnose
+from stridelab.inspect.flops import FlopTally
 from stridelab.inspect.positions import Info, unit_field
 from stridelab.inspect.principal import principal_window
 from stridelab.inspect.records import LayerRecord, Report
@@ -172,7 +172,7 @@ def _run(model: torch.nn.Module, graph_module: torch.fx.GraphModule | None,
     for attempt in ("fx", "dispatch"):
         if attempt == "fx" and graph_module is None:
             continue
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        with torch.no_grad(), FlopTally() as counter:
             recorder = Recorder(ndim, params, buffers, counter)
             try:
                 if attempt == "fx":

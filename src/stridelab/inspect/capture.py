@@ -11,7 +11,7 @@ Two front ends share one dispatch-level recorder (:class:`Recorder`, a ``TorchDi
 
 Under both, every ATen operator is seen by :class:`Recorder`, which follows each tensor's
 receptive field (:mod:`stridelab.inspect.geometry`) and origin (the group that produced it) by
-tensor identity, attributes FLOPs from ``torch.utils.flop_counter.FlopCounterMode`` to the
+tensor identity, attributes FLOPs (``torch.utils.flop_counter``'s formulas, :mod:`.flops`) to the
 running group, and notes which parameters each group reads (so shared ones count once).
 """
 
@@ -24,11 +24,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
-from torch.utils.flop_counter import FlopCounterMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from stridelab.arith import ReceptiveField
 from stridelab.inspect import layout as lay
+from stridelab.inspect.flops import FlopTally
 from stridelab.inspect.geometry import Effect
 from stridelab.inspect.positions import Info
 from stridelab.inspect.rules import Call, Outcome, Result, outcome_of
@@ -73,7 +73,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Follows fields and origins through every ATen operator and groups them into rows."""
 
     def __init__(self, ndim: int, params: dict[int, int], buffers: set[int],
-                 counter: FlopCounterMode) -> None:
+                 counter: FlopTally) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.ndim = ndim
         self.params = params  # id(tensor) -> numel
@@ -169,7 +169,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         """Parameters this operator uses; a view of a parameter stays that parameter."""
         keys = []
         for t in leaves:
-            key = id(t) if id(t) in self.params else self.aliases.get(t)
+            key = id(t) if id(t) in self.params else self.aliases.get(t)  # type: ignore[no-untyped-call]
             if key is not None and key not in keys:
                 keys.append(key)
         if keys and name in VIEWS and len(keys) == 1 and not any(t in self.infos
@@ -303,8 +303,21 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
 
 
 class _Tracer(torch.fx.Tracer):
+    _param_names: dict[int, str] | None = None
+
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         return is_leaf_module(m)
+
+    def create_arg(self, a: Any) -> Any:
+        """A parameter passed to a function: FX searches every parameter for it on each use
+        (quadratic on large models); look it up by identity instead."""
+        if isinstance(a, torch.nn.Parameter):
+            if self._param_names is None:
+                self._param_names = {id(p): n for n, p in self.root.named_parameters()}
+            name = self._param_names.get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
 
 
 class _Interpreter(torch.fx.Interpreter):

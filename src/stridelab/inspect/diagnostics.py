@@ -335,8 +335,8 @@ def diagnose(report: Report, groups: list[Group], fraction: float,
     if unused_params > 0:
         found.append(Diagnostic(
             "info", "unused-parameters", "model",
-            f"{unused_params} parameters are never used in the forward pass (counted in the "
-            f"total, not in any layer).",
+            f"{unused_params} parameters take no part in the eval-mode forward pass (e.g. "
+            f"training-only auxiliary heads; counted in the total, not in any layer).",
             "remove unused modules, or check that forward() calls every branch you expect.",
         ))
     order = {name: i for i, name in enumerate(r.name for r in report.layers)}

@@ -12,9 +12,10 @@ level. For each operator this module answers two questions, per spatial axis:
   whose ratio is not a whole number use two composed windows (:class:`FieldSteps`, from
   :func:`stridelab.arith.equivalent.sampled_window`): the field gets a fractional stride.
 
-Fields are per spatial axis of the model input: a tensor is *spatial* while it keeps the input's
-layout ``(N, C, *spatial)``; after a flatten or a global reduction it is not, and its field stays
-fixed from then on.
+Fields are per spatial axis of the model input. Which tensor dimensions hold those axes (after
+permutes, token sequences, windows) is the business of :mod:`stridelab.inspect.layout`; the rules
+in :mod:`stridelab.inspect.rules` call :func:`window_of`, :func:`project` and
+:func:`window_field` here for the dimensions a window slides over.
 """
 
 from __future__ import annotations
@@ -49,10 +50,6 @@ RESIZES = frozenset({"upsample_nearest1d", "upsample_nearest2d", "upsample_neare
                      "_upsample_nearest_exact3d", "upsample_linear1d", "upsample_bilinear2d",
                      "upsample_trilinear3d", "upsample_bicubic2d", "_upsample_bilinear2d_aa",
                      "_upsample_bicubic2d_aa"})
-SHAPE_OPS = frozenset({"view", "_unsafe_view", "reshape", "flatten", "squeeze", "unsqueeze",
-                       "expand", "permute", "transpose", "t", "contiguous", "clone", "alias",
-                       "detach", "_to_copy", "select"})
-
 
 @dataclass(frozen=True)
 class FieldSteps:

@@ -152,7 +152,9 @@ def reshape(layout: Layout, shape: Sequence[int]) -> Layout | None:
         need = size
         taken: list[Factor] = []
         while atoms and isinstance(atoms[-1], Factor) and atoms[-1].count == 1:
-            taken.append(atoms.pop())  # keep singleton spatial digits (a 1x1 map) in place
+            single = atoms.pop()  # keep singleton spatial digits (a 1x1 map) in place
+            assert isinstance(single, Factor)
+            taken.append(single)
         if need == 1:
             dims.append(Dim(tuple(f for f in taken if f.axis is not None)))
             continue
@@ -256,8 +258,10 @@ def slice_dim(layout: Layout, dim: int, start: int, stop: int, step: int
     if len(spatial) != 1 or spatial[0].axis is None:
         return None
     f = spatial[0]
+    axis = f.axis
+    assert axis is not None
     base = list(layout.base)
-    base[f.axis] += start * f.step
+    base[axis] += start * f.step
     new = Dim((Factor(f.axis, count, f.step * step),))
     return Layout(_replace_dim(layout, d, new).dims, tuple(base)), False
 

@@ -111,8 +111,9 @@ class Contracted:
 def contract(info: Info, dims: Sequence[int], kept: Layout | None) -> Contracted:
     """Every output element reads all positions of the digits in ``dims`` of ``info``'s tensor.
 
-    Per axis with extent ``E`` in those digits: if they cover the whole axis of the tensor (and
-    it has more than one position) the axis is global context; if ``kept`` (the output's layout)
+    Per axis with extent ``E`` in those digits: if they span the whole axis of the tensor (every
+    position, or every ``step``-th one from end to end as in MaxViT's grid attention) the axis is
+    global context; if ``kept`` (the output's layout)
     has no position left on that axis the field becomes one window over the whole map (as a
     global pooling, :math:`kernel = stride = ` the map size), else the local field stays.
     A partial block (a window) widens the field by :func:`stridelab.arith.block_window`,
@@ -131,7 +132,9 @@ def contract(info: Info, dims: Sequence[int], kept: Layout | None) -> Contracted
         extent = 1 + sum((f.count - 1) * f.step for f in digits)
         total = layout.extent(axis)
         left = [] if kept is None else [f for _, f in kept.factors(axis) if f.count > 1]
-        if extent >= total:
+        # the digits span the axis from end to end (every position, or every step-th one as
+        # MaxViT's grid attention reads): global
+        if extent + max(f.step for f in digits) - 1 >= total:
             context = True
             whole.add(axis)
             if not left:

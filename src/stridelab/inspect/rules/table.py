@@ -111,7 +111,7 @@ def rule(*names: str) -> Callable[[Rule], Rule]:
 
 
 def dim_arg(value: object, rank: int) -> int:
-    index = int(value)  # type: ignore[call-overload]
+    index: int = int(value)  # type: ignore[call-overload]
     return index + rank if index < 0 else index
 
 

@@ -62,7 +62,7 @@ def t(call: Call) -> Outcome | None:
 def _clamp(value: object, size: int, default: int) -> int:
     if value is None:
         return default
-    index = int(value)  # type: ignore[call-overload]
+    index: int = int(value)  # type: ignore[call-overload]
     if index < 0:
         index += size
     return min(max(index, 0), size)
@@ -152,9 +152,9 @@ def _join(call: Call, tensors: list[object], dim: int, stacked: bool) -> Outcome
     infos: list[Info | None] = []
     for t in tensors:
         info = call.info(t)
-        if info is not None and stacked:
-            info = replace(info, layout=lay.reshape(info.layout, tuple(
-                t.shape[:dim]) + (1,) + tuple(t.shape[dim:])) or info.layout)  # type: ignore[union-attr]
+        if info is not None and stacked and isinstance(t, torch.Tensor):
+            grown = tuple(t.shape[:dim]) + (1,) + tuple(t.shape[dim:])
+            info = replace(info, layout=lay.reshape(info.layout, grown) or info.layout)
         infos.append(info)
     rank = len(call.out_shape)
     tracked = [i for i in infos if i is not None]
