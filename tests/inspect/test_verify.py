@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from torch import nn
 
 import stridelab
 from stridelab.cli import main
+from stridelab.inspect.probe import last_spatial
 from stridelab.inspect.verify import default_layers, default_units
 from stridelab.nn import presets
 from stridelab.nn import resnet18 as snn_resnet18
@@ -45,15 +47,19 @@ SMALL_PRESETS = [n for n in presets if n not in ("resnet18", "resnet50")]
 
 @pytest.mark.parametrize("name", SMALL_PRESETS)
 def test_every_preset_contained_and_tight(name: str) -> None:
-    """32x32 keeps the suite fast (deep layers are clipped by the image: their edges must then
-    sit on the border); ResNet-101/152 use their own fresh weights (no zero gain in a fresh
-    preset) to skip re-drawing 45-60 M parameters."""
+    """32x32 and the last map only (its centre and corners: the whole network's field) keep the
+    suite fast; ``make fuzz`` checks the default sample of layers. Deep layers are clipped by the
+    image: their edges must then sit on the border. ResNet-101/152 use their own fresh weights
+    (no zero gain in a fresh preset) to skip re-drawing 45-60 M parameters."""
     model = presets[name]()
     report = stridelab.inspect(model, (3, 32, 32))
     weights = "model" if name in ("resnet101", "resnet152") else "random"
-    result = report.verify(model, samples=1, weights=weights)
+    last = last_spatial(report)
+    assert last is not None
+    layers = None if os.environ.get("STRIDELAB_FUZZ") else [last.name]
+    result = report.verify(model, samples=1, weights=weights, layers=layers)
     assert result.ok, str(result)
-    assert len(result.checks) >= 5
+    assert len(result.checks) >= 4
 
 
 def test_zero_initialised_residuals_need_random_weights() -> None:

@@ -179,7 +179,7 @@ def layer_outputs(report: Report, model: torch.nn.Module, x: torch.Tensor,
     model.eval()
     try:
         if report.capture == "fx":
-            run_fx(trace_fx(model), tensors, x, recorder)
+            run_fx(trace_fx(model), _fx_stand_ins(model, tensors), x, recorder)
         else:
             run_eager(model, tensors, x, recorder)
     except _Enough:
@@ -198,6 +198,18 @@ def layer_outputs(report: Report, model: torch.nn.Module, x: torch.Tensor,
             raise ValueError(f"layer {name} has spatial shape {got} on this model but "
                              f"{expected} in the report: pass the model the report was made from")
     return recorder.outputs
+
+
+def _fx_stand_ins(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> Any:
+    """What :func:`run_fx` takes: stand-ins by name, or (newer capture) by ``id`` of the
+    model's own tensor."""
+    import inspect as pyinspect
+    first = list(pyinspect.signature(run_fx).parameters)[1]
+    if first != "stand_ins":
+        return tensors
+    own: dict[str, torch.Tensor] = dict(model.named_parameters(remove_duplicate=False))
+    own.update(model.named_buffers(remove_duplicate=False))
+    return {id(own[name]): tensor for name, tensor in tensors.items()}
 
 
 def unit_gradients(output: torch.Tensor, units: Sequence[tuple[int, ...]], x: torch.Tensor,

@@ -93,8 +93,10 @@ def _box(axes: Any, erf: EffectiveField, axis_rows: int, axis_cols: int) -> None
 
 
 def _contours(axes: Any, heat: np.ndarray, std: Sequence[float]) -> None:
-    """68% / 95% highest-density contours of ``heat``, blurred by std / 12 (at least 1 px)."""
-    blurred = smoothed(heat, max(1.0, min(std) / 12))
+    """68% / 95% highest-density contours of ``heat``, blurred by std / 12 when that is at
+    least half a pixel (small maps are drawn as measured)."""
+    sigma = min(std) / 12
+    blurred = smoothed(heat, sigma if sigma >= 0.5 else 0.0)
     levels = mass_levels(blurred)
     if levels[1] < levels[0]:
         axes.contour(blurred, levels=[levels[1], levels[0]], colors=CONTOUR_COLORS[::-1],
@@ -193,9 +195,10 @@ def effective_field_plot(erf: EffectiveField, path: str | os.PathLike[str] | Non
     extent = " x ".join(f"{e:.0f}" for e in erf.extent(0.95))
     std = " x ".join(f"{s:.1f}" for s in erf.std)
     ratio = " x ".join(f"{r:.2f}" for r in erf.ratio)
-    heading = title or (f"Effective receptive field{' of ' + erf.model_name if erf.model_name else ''}"
-                        f": 95% extent {extent} px, std {std} px, {ratio} of the theoretical "
-                        f"size ({erf.samples} {erf.inputs} inputs)")
+    of = f" of {erf.model_name}" if erf.model_name else ""
+    heading = title or (f"Effective receptive field{of} ({erf.samples} {erf.inputs} inputs)\n"
+                        f"95% extent {extent} px, std {std} px: {ratio} of the theoretical "
+                        f"size")
     figure.suptitle(heading, fontsize=10.5)
     figure.tight_layout()
     if path is not None:
@@ -266,7 +269,7 @@ def effective_field_overlay(
     batch[1:] += noise / float(std.mean()) * torch.randn(batch[1:].shape, generator=generator)
     erf = effective_field(model, tuple(input_size), layer=layer, unit=unit, inputs=batch,
                           device=device)
-    figure, axes = plt.subplots(figsize=(6.2, 6.6))
+    figure, axes = plt.subplots(figsize=(6.2, 6.2 * height / width + 0.9))
     axes.imshow(pixels, interpolation="bilinear")
     heat = erf.map / max(float(erf.map.max()), 1e-300)
     colours = plt.get_cmap("inferno")(heat)
