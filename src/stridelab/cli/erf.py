@@ -53,8 +53,9 @@ def parse_unit(text: str | None) -> tuple[int, ...] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from stridelab.cli.inspect_cmd import load_model, parse_input_size
+    from stridelab.cli.inspect_cmd import parse_input_size
     from stridelab.inspect.erf import effective_field
+    from stridelab.inspect.registry import load_model
 
     size = parse_input_size(args.input)
     unit = parse_unit(args.unit)
@@ -62,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--samples must be an int >= 1, got {args.samples}")
     if args.plot and not args.plot.lower().endswith(".png"):
         raise ValueError(f"--plot must name a .png file, got {args.plot!r}")
-    model = load_model(args.model)
+    model = load_model(args.model, allow_code=True).model
     result = effective_field(model, size, layer=args.layer, unit=unit, inputs=args.inputs,
                              samples=args.samples, device=args.device)
     sys.stdout.write(result.to_json() if args.json else result.summary())
