@@ -130,8 +130,9 @@ def main(argv: list[str] | None = None) -> int:
         results.unlink()
     done = read_results(results)
     if args.rerun:
-        again = {spec for spec, item in done.items()
-                 if any(kind == args.rerun for kind, _ in item["failures"])}
+        selected = {e.spec for e in entries}
+        again = {spec for spec, item in done.items() if spec in selected
+                 and any(kind == args.rerun for kind, _ in item["failures"])}
         write_atomic(results, "".join(json.dumps(item, sort_keys=True) + "\n"
                                       for spec, item in done.items() if spec not in again))
         done = {spec: item for spec, item in done.items() if spec not in again}
@@ -155,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                        "%Y-%m-%d %H:%M UTC"),
                    "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
                    "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-                   "wall": f"{(time.monotonic() - started) / 60:.1f} min for this invocation "
-                           f"({len(todo)} models run, {len(entries) - len(todo)} resumed)"}
+                   "wall": "a summary of earlier results (--report-only)" if args.report_only
+                   else f"{(time.monotonic() - started) / 60:.1f} min for this invocation "
+                        f"({len(todo)} models run, {len(entries) - len(todo)} resumed)"}
         return items, summarise(items, allowed), context
 
     def refresh() -> None:
