@@ -15,6 +15,7 @@ import argparse
 import datetime
 import fnmatch
 import hashlib
+import json
 import os
 import platform
 import signal
@@ -30,6 +31,7 @@ sys.path.insert(0, str(HERE))
 from zoo_catalog import Entry, zoo_entries  # noqa: E402
 from zoo_pool import read_results, run_pool  # noqa: E402
 from zoo_summary import (  # noqa: E402
+    KINDS,
     doc_text,
     failure_lines,
     findings_text,
@@ -78,6 +80,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--findings", type=Path, help="write grouped failures (markdown)")
     parser.add_argument("--notes", type=Path, help="markdown put at the top of --findings "
                                                    "(hand-written analysis)")
+    parser.add_argument("--rerun", metavar="KIND", choices=KINDS,
+                        help="forget the results that failed this way and run only those again")
     parser.add_argument("--report-only", action="store_true",
                         help="run nothing: summarise the results file as it is (partial runs)")
     parser.add_argument("--label", help="name of the inspector under test (default: its git "
@@ -125,7 +129,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.fresh and results.exists():
         results.unlink()
     done = read_results(results)
-    todo = [e for e in entries if e.spec not in done]
+    if args.rerun:
+        selected = {e.spec for e in entries}
+        again = {spec for spec, item in done.items() if spec in selected
+                 and any(kind == args.rerun for kind, _ in item["failures"])}
+        write_atomic(results, "".join(json.dumps(item, sort_keys=True) + "\n"
+                                      for spec, item in done.items() if spec not in again))
+        done = {spec: item for spec, item in done.items() if spec not in again}
+        entries_to_run = [e for e in entries if e.spec in again]
+    else:
+        entries_to_run = entries
+    todo = [e for e in entries_to_run if e.spec not in done]
     print(f"zoo: {len(entries)} models, {len(entries) - len(todo)} already in {results}"
           + ("" if args.report_only else f", {len(todo)} to run on {args.workers} workers"),
           flush=True)
@@ -142,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
                        "%Y-%m-%d %H:%M UTC"),
                    "machine": f"{os.cpu_count()} cores, Python {platform.python_version()}",
                    "load": " / ".join(f"{v:.1f}" for v in os.getloadavg()),
-                   "wall": f"{(time.monotonic() - started) / 60:.1f} min for this invocation "
-                           f"({len(todo)} models run, {len(entries) - len(todo)} resumed)"}
+                   "wall": "a summary of earlier results (--report-only)" if args.report_only
+                   else f"{(time.monotonic() - started) / 60:.1f} min for this invocation "
+                        f"({len(todo)} models run, {len(entries) - len(todo)} resumed)"}
         return items, summarise(items, allowed), context
 
     def refresh() -> None:
