@@ -66,3 +66,26 @@ def test_fcn_preset_and_errors() -> None:
         SegmentationModel(resnet18(num_classes=0), upsample="nearest-ish")
     with pytest.raises(TypeError, match="backbone"):
         SegmentationModel(torch.nn.Conv2d(1, 1, 1))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("upsample", "os_", "decoder_channels"),
+                         [("skip", 32, 16), ("bilinear", 8, 32), ("transposed", 16, 32)])
+def test_head_can_separate_every_class(upsample: str, os_: int, decoder_channels: int) -> None:
+    """Regression: the head's hidden layer was ``channels // 4`` wide (4 for a 16-channel skip
+    decoder), fewer than the 11 classes of scenes, so every pixel's logits lay in a 4-dimensional
+    affine subspace and short trainings could not leave "all background". Oracle: the rank (SVD)
+    of the centred per-pixel logits must reach the number of classes."""
+    torch.manual_seed(0)
+    widths = (8, 16, 32, 32, 32)
+    plan = StridePlan(tuple(Stage(1, w, 2) for w in widths), stem="cifar", stem_width=8,
+                      shortcut="B")
+    if os_ < 32:
+        plan = StridePlan.from_dict({**plan.to_dict(), "output_stride": os_})
+    model = SegmentationModel(ResNet(plan, num_classes=0, in_channels=1), num_classes=11,
+                              upsample=upsample, decoder_channels=decoder_channels).eval()
+    with torch.no_grad():
+        logits = model(torch.randn(4, 1, 64, 64)).double()
+    per_pixel = logits.permute(0, 2, 3, 1).reshape(-1, 11)
+    centred = per_pixel - per_pixel.mean(dim=0)
+    # the logits are float32: singular values below 1e-4 of the largest are rounding noise
+    assert int(torch.linalg.matrix_rank(centred, rtol=1e-4)) == 11

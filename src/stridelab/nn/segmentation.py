@@ -1,7 +1,8 @@
 """FCN-style semantic segmentation on a :class:`ResNet` backbone (Long, Shelhamer & Darrell 2015).
 
-The head (3x3 conv -> BN -> ReLU -> dropout -> 1x1 conv to ``num_classes``) runs on the last
-stage, at the backbone's output stride ``S``; the logits are then brought back to exactly the
+The head (3x3 conv to ``max(C / 4, num_classes)`` channels -> BN -> ReLU -> dropout -> 1x1 conv to
+``num_classes``; never narrower than the classes, or the per-pixel logits could not separate them)
+runs on the last stage, at the backbone's output stride ``S``; the logits are then brought back to exactly the
 input's height and width, for any input size:
 
 * ``upsample="bilinear"``: ``F.interpolate(size=(H, W))``.
@@ -78,7 +79,7 @@ class SegmentationModel(nn.Module):
             self.decoder = FeaturePyramid({s: available[s] for s in strides},
                                           channels=decoder_channels, outputs=strides[:1])
             channels = decoder_channels
-        inner = max(channels // 4, 1)
+        inner = max(channels // 4, num_classes)
         self.head = nn.Sequential(
             nn.Conv2d(channels, inner, 3, padding=1, bias=False), nn.BatchNorm2d(inner),
             nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Conv2d(inner, num_classes, 1))
