@@ -68,7 +68,8 @@ def effective_field_entry(initial: torch.nn.Module, trained: torch.nn.Module,
 
 # -- report -------------------------------------------------------------------------------------
 def _seeds_with(variant: dict[str, Any]) -> list[dict[str, Any]]:
-    return [s["effective_field"] for s in variant.get("seeds", []) if "effective_field" in s]
+    return [s["effective_field"] for s in variant.get("seeds", [])
+            if isinstance(s.get("effective_field"), dict)]
 
 
 def _mean_axes(values: list[list[float]]) -> str:

@@ -66,6 +66,10 @@ def resolve_task_variants(task: str, spec: str, tasks: list[str], *, scenes: boo
     if items is None:
         items = (DEFAULT_SCENE_VARIANTS[task] if scenes else DEFAULT_VARIANTS).split(",")
     if not items:
+        for other in tasks:  # a malformed name for another task is the more useful message
+            if other != task and variant_items(spec, other, tasks):
+                resolve_task_variants(other, spec, tasks, scenes=scenes, depth=depth,
+                                      width=width, input_size=input_size)
         raise ValueError(f"variants: none of {spec!r} applies to task {task!r}")
     variants: list[Any] = []
     for item in items:
