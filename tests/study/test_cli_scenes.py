@@ -67,6 +67,21 @@ def test_scene_run_layout_and_report(reference: Path) -> None:
     assert (reference / "report.html").stat().st_mode & 0o777 == 0o644
 
 
+def test_scene_run_reports_effective_beside_theoretical_field(reference: Path) -> None:
+    """Each seed measured its effective field at init and after training, bounded by the theory."""
+    results = json.loads((reference / "results.json").read_text())
+    for variant in results["variants"]:
+        entry = variant["seeds"][0]["effective_field"]
+        for stage in ("init", "trained"):
+            measured = entry[stage]
+            assert abs(sum(map(sum, measured["map"])) - 1) < 1e-3
+            for extent, size in zip(measured["extent95"], measured["field"]["size"], strict=True):
+                assert 0 < extent <= float(size) + 1e-9, (variant["name"], stage)
+    markdown = (reference / "report.md").read_text()
+    assert "## Effective receptive field" in markdown
+    assert (reference / "effective_fields.png").is_file()
+
+
 def _same_numbers(ref: dict, got: dict) -> None:
     for a, b in zip(ref["variants"], got["variants"], strict=True):
         for metric in (*METRICS[a["task"]], "peak_train_bytes"):
