@@ -21,6 +21,7 @@ Each task is an :class:`~stridelab.study.train.Objective` (what training optimiz
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -49,7 +50,7 @@ def _outputs(model: nn.Module, images: torch.Tensor, data: SceneSplits, device: 
             for chunk in torch.split(images, EVAL_BATCH)]
 
 
-class SceneTask:
+class SceneTask(ABC):
     """Shared parts: the data, inputs, normalization (subclasses add targets, loss, metrics)."""
 
     name = "task"
@@ -69,14 +70,17 @@ class SceneTask:
     def validation_score(self, model: nn.Module, device: torch.device) -> float:
         return float(self.metrics(model, "val", device)[PRIMARY[self.name]])
 
+    @abstractmethod
     def train_targets(self, indices: torch.Tensor) -> Any:
-        raise NotImplementedError
+        """The training targets of the scenes at ``indices``."""
 
+    @abstractmethod
     def loss(self, outputs: Any, targets: Any) -> tuple[torch.Tensor, float]:
-        raise NotImplementedError
+        """The loss to minimise and its value as a float."""
 
+    @abstractmethod
     def metrics(self, model: nn.Module, split: str, device: torch.device) -> dict[str, float]:
-        raise NotImplementedError
+        """The task's metrics of ``model`` on ``split`` ("val" or "test")."""
 
     def evaluate(self, model: nn.Module, device: torch.device, *, max_shift: int,
                  seed: int) -> dict[str, float]:
