@@ -41,6 +41,7 @@ import torch
 from stridelab.arith import ReceptiveField
 from stridelab.inspect.probe import (
     check_device,
+    check_unit,
     last_spatial,
     layer_outputs,
     spatial_records,
@@ -250,15 +251,7 @@ def _layer(report: Report, layer: object) -> str:
 def _unit(unit: object, shape: tuple[int, ...], layer: str) -> tuple[int, ...]:
     if unit is None:
         return tuple(n // 2 for n in shape)
-    index = (unit,) if isinstance(unit, int) and not isinstance(unit, bool) else unit
-    if (not isinstance(index, (tuple, list)) or len(index) != len(shape)
-            or not all(isinstance(i, int) and not isinstance(i, bool) for i in index)):
-        raise TypeError(f"unit must be a tuple of {len(shape)} ints (one per spatial axis), "
-                        f"got {unit!r}")
-    if not all(0 <= i < n for i, n in zip(index, shape)):
-        raise ValueError(f"unit {tuple(index)} is outside layer {layer}'s "
-                         f"{'x'.join(map(str, shape))} map")
-    return tuple(index)
+    return check_unit(unit, shape, layer, f"unit must be a tuple of {len(shape)} ints")
 
 
 def effective_field(model: torch.nn.Module, input_size: Sequence[int], layer: str | None = None,

@@ -72,6 +72,20 @@ class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
             raise _Enough  # every wanted output is kept: the rest of the forward is not needed
 
 
+def check_unit(unit: object, shape: Sequence[int], layer: str, expected: str
+               ) -> tuple[int, ...]:
+    """``unit`` as a tuple of in-range ints, one per spatial axis of ``layer``'s ``shape``;
+    ``expected`` starts the TypeError (e.g. "unit must be a tuple of 2 ints")."""
+    index = (unit,) if isinstance(unit, int) and not isinstance(unit, bool) else unit
+    if (not isinstance(index, (tuple, list)) or len(index) != len(shape)
+            or not all(isinstance(i, int) and not isinstance(i, bool) for i in index)):
+        raise TypeError(f"{expected} (one per spatial axis), got {unit!r}")
+    if not all(0 <= i < n for i, n in zip(index, shape)):
+        raise ValueError(f"unit {tuple(index)} is outside layer {layer}'s "
+                         f"{'x'.join(map(str, shape))} map")
+    return tuple(index)
+
+
 def spatial_records(report: Report) -> list[LayerRecord]:
     """Rows whose output still has the input's ``(N, C, *spatial)`` layout."""
     ndim = len(report.input_size) - 1

@@ -31,6 +31,7 @@ import torch
 
 from stridelab.inspect.probe import (
     check_device,
+    check_unit,
     check_weights,
     last_spatial,
     layer_outputs,
@@ -200,15 +201,7 @@ def _check_units(units: object, layer: LayerRecord, ndim: int) -> list[tuple[int
                         f"per spatial axis), got {units!r}")
     out = []
     for unit in units:
-        index = (unit,) if isinstance(unit, int) and not isinstance(unit, bool) else unit
-        if (not isinstance(index, (tuple, list)) or len(index) != ndim
-                or not all(isinstance(i, int) and not isinstance(i, bool) for i in index)):
-            raise TypeError(f"units must hold tuples of {ndim} ints (one per spatial axis), "
-                            f"got {unit!r}")
-        if not all(0 <= i < n for i, n in zip(index, shape)):
-            raise ValueError(f"unit {tuple(index)} is outside layer {layer.name}'s "
-                             f"{'x'.join(map(str, shape))} map")
-        out.append(tuple(index))
+        out.append(check_unit(unit, shape, layer.name, f"units must hold tuples of {ndim} ints"))
     return out
 
 
