@@ -9,13 +9,14 @@ import torch
 from torch.utils._pytree import tree_leaves
 
 from stridelab.arith import ReceptiveField
-from stridelab.inspect.capture import INPUT, Group, Recorder, run_eager, run_fx, trace_fx
+from stridelab.inspect.capture import INPUT, Group, Recorder
 from stridelab.inspect.diagnostics import diagnose
 from stridelab.inspect.flops import FlopTally
 from stridelab.inspect.positions import Info, unit_field
 from stridelab.inspect.principal import principal_window
 from stridelab.inspect.records import LayerRecord, Report
 from stridelab.inspect.registry import resolve_model
+from stridelab.inspect.tracing import run_eager, run_fx, trace_fx
 
 
 def _check_input_size(input_size: object) -> tuple[int, ...]:
@@ -172,8 +173,8 @@ def _run(model: torch.nn.Module, graph_module: torch.fx.GraphModule | None,
     for attempt in ("fx", "dispatch"):
         if attempt == "fx" and graph_module is None:
             continue
-        with torch.no_grad(), FlopTally() as counter:
-            recorder = Recorder(ndim, params, buffers, counter)
+        with torch.no_grad():
+            recorder = Recorder(ndim, params, buffers, FlopTally())
             try:
                 if attempt == "fx":
                     assert graph_module is not None

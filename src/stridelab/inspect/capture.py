@@ -1,14 +1,7 @@
 """Capture a model's operators, graph edges, fields and costs in one forward pass.
 
-Two front ends share one dispatch-level recorder (:class:`Recorder`, a ``TorchDispatchMode``):
-
-* :func:`capture_fx` traces the model with ``torch.fx.symbolic_trace`` and runs the graph node by
-  node; each node becomes one group (named after its module, or ``scope.function`` for
-  functional calls, so shared modules, ``F.*`` calls, ``+`` and ``torch.cat`` all appear);
-* :func:`capture_eager` is the fallback for models FX cannot trace (data-dependent Python
-  control flow, ...): it runs the model eagerly with forward hooks; each call of a leaf module is
-  a group, and every other operator that touches the input's data is a group of its own.
-
+Two front ends (:mod:`stridelab.inspect.tracing`: FX first, an eager run with module hooks as
+the fallback) share one dispatch-level recorder (:class:`Recorder`, a ``TorchDispatchMode``).
 Under both, every ATen operator is seen by :class:`Recorder`, which follows each tensor's
 receptive field (:mod:`stridelab.inspect.geometry`) and origin (the group that produced it) by
 tensor identity, attributes FLOPs (``torch.utils.flop_counter``'s formulas, :mod:`.flops`) to the
@@ -21,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
 from torch.utils.weak import WeakIdKeyDictionary
@@ -108,6 +100,24 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.current = group
         return group
 
+    def store_recurrent(self, group: Group, module: torch.nn.RNNBase, source: torch.Tensor,
+                        output: object) -> None:
+        """Outputs of a recurrent module that ran muted, by the ``recurrent`` rule."""
+        info: Info | None = self.infos.get(source)  # type: ignore[no-untyped-call]
+        outputs = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
+        if info is None or not outputs:
+            return
+        call = Call("recurrent", (source, module.batch_first), {}, {id(source): info}, outputs,
+                    self.ndim)
+        group.ran = True
+        self._parent(group, info.origin)
+        try:
+            outcome = outcome_of(call)
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+            group.errors.append(f"recurrent: {err}")
+            outcome = _given_up(call)
+        self._store(group, "recurrent", (source,), outputs, outcome)
+
     def _parent(self, group: Group, origin: int) -> None:
         if origin != group.index and origin not in group.parents:
             group.parents.append(origin)
@@ -156,7 +166,10 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
         before = self.counter.get_total_flops()
-        out = func(*args, **kwargs)
+        if isinstance(self.counter, FlopTally):  # one mode, not two stacked
+            out = self.counter.count_call(func, args, kwargs)
+        else:
+            out = func(*args, **kwargs)
         flops = self.counter.get_total_flops() - before
         try:
             self._observe(func, args, kwargs, out, flops)
@@ -174,15 +187,14 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 keys.append(key)
         if keys and name in VIEWS and len(keys) == 1 and not any(t in self.infos
                                                                   for t in leaves):
-            for t in tree_leaves(out):
-                if isinstance(t, torch.Tensor):
-                    self.aliases[t] = keys[0]
+            for t in _tensors(out):
+                self.aliases[t] = keys[0]
             return []
         return keys
 
     def _observe(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
                  flops: int) -> None:
-        leaves = [t for t in tree_leaves((args, kwargs)) if isinstance(t, torch.Tensor)]
+        leaves = _tensors(args) + _tensors(kwargs) if kwargs else _tensors(args)
         carried = [t for t in leaves if t in self.infos]
         name = func.overloadpacket.__name__
         claims = self._claims(name, leaves, out)
@@ -207,7 +219,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def _follow(self, group: Group, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
                 out: Any, carried: list[torch.Tensor]) -> None:
         base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
-        outputs = [t for t in tree_leaves(out) if isinstance(t, torch.Tensor)]
+        outputs = _tensors(out)
         for t in carried:
             self._parent(group, self.infos[t].origin)
         if base in CONSTANT_LIKE:
@@ -247,183 +259,24 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                                            outcome.unknown, first.context), fixed))
 
 
+def _tensors(value: object) -> list[torch.Tensor]:
+    """The tensors in an ATen operator's arguments or results (nested tuples, lists, dicts);
+    ``tree_leaves`` does the same for any container, several times slower."""
+    if isinstance(value, torch.Tensor):
+        return [value]
+    found: list[torch.Tensor] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            found.append(item)
+        elif isinstance(item, (list, tuple)):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(reversed(list(item.values())))
+    return found
+
+
 def _given_up(call: Call) -> Outcome:
     from stridelab.inspect.rules.pointwise import unknown
     return unknown(call, call.tracked())
-
-
-_CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
-
-
-class CircularPads(TorchFunctionMode):
-    """``F.pad(mode="circular")`` decomposes into copies into a fresh tensor, which loses the
-    field at the dispatch level; this mode handles the whole call as one padding window."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__()
-        self.recorder = recorder
-
-    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
-                           kwargs: dict[str, Any] | None = None) -> Any:
-        kwargs = kwargs or {}
-        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
-        rec = self.recorder
-        if func is not torch.nn.functional.pad or mode != "circular" or not args:
-            return func(*args, **kwargs)
-        source = args[0]
-        rec.muted += 1
-        try:
-            out = func(*args, **kwargs)
-        finally:
-            rec.muted -= 1
-        group = rec.current
-        if (isinstance(source, torch.Tensor) and source in rec.infos and group is not None
-                and isinstance(out, torch.Tensor)):
-            info = rec.infos[source]
-            pad = list(kwargs.get("pad", args[1] if len(args) > 1 else ()))
-            call = Call("constant_pad_nd", (source, pad), {}, {id(source): info}, [out],
-                        rec.ndim)
-            group.ran = True
-            rec._parent(group, info.origin)
-            rec._store(group, "circular_pad", (source, pad), [out], outcome_of(call))
-        return out
-
-
-def is_leaf_module(module: torch.nn.Module) -> bool:
-    """One row per call: torch.nn's own layers (as FX's default tracer), their subclasses (a
-    padded ``Conv2d`` stays one "Conv2d" row) and modules without children."""
-    if isinstance(module, _CONTAINERS):
-        return False
-    for cls in type(module).__mro__:
-        if cls is torch.nn.Module:
-            break
-        if cls.__module__.startswith(("torch.nn", "torch.ao.nn")):
-            return True
-    return not any(True for _ in module.children())
-
-
-class _Tracer(torch.fx.Tracer):
-    _param_names: dict[int, str] | None = None
-
-    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
-        return is_leaf_module(m)
-
-    def create_arg(self, a: Any) -> Any:
-        """A parameter passed to a function: FX searches every parameter for it on each use
-        (quadratic on large models); look it up by identity instead."""
-        if isinstance(a, torch.nn.Parameter):
-            if self._param_names is None:
-                self._param_names = {id(p): n for n, p in self.root.named_parameters()}
-            name = self._param_names.get(id(a))
-            if name is not None:
-                return self.create_node("get_attr", name, (), {})
-        return super().create_arg(a)
-
-
-class _Interpreter(torch.fx.Interpreter):
-    def __init__(self, module: torch.fx.GraphModule, recorder: Recorder) -> None:
-        super().__init__(module)
-        self.recorder = recorder
-        self.calls: dict[str, int] = {}
-
-    def run_node(self, n: torch.fx.Node) -> Any:
-        rec = self.recorder
-        if n.op == "placeholder":
-            value = super().run_node(n)
-            if isinstance(value, torch.Tensor) and value not in rec.infos:
-                rec.register_input(value)
-            return value
-        if n.op not in ("call_module", "call_function", "call_method"):
-            return super().run_node(n)
-        args, kwargs = self.fetch_args_kwargs_from_env(n)
-        if n.op == "call_module":
-            target = str(n.target)
-            count = self.calls.get(target, 0) + 1
-            self.calls[target] = count
-            name = target if count == 1 else f"{target}#{count}"
-            op = type(self.fetch_attr(target)).__name__
-        else:
-            op = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n))
-            op = op.strip("_") or op
-            stack = n.meta.get("nn_module_stack") or {}
-            scope = next(reversed(stack.values()))[0] if stack else ""
-            name = rec.unique(f"{scope}.{op}" if scope else op)
-        group = rec.begin(name, op, (args, kwargs))
-        try:
-            result = super().run_node(n)
-        finally:
-            rec.current = None
-        rec.end(group, result, keep_idle=n.op == "call_module")
-        return result
-
-
-class _Runner(torch.nn.Module):
-    """Holds the traced graph so ``torch.func.functional_call`` can swap its tensors."""
-
-    def __init__(self, module: torch.fx.GraphModule, recorder: Recorder) -> None:
-        super().__init__()
-        self.graph_module = module
-        self.recorder = recorder
-
-    def forward(self, x: torch.Tensor) -> Any:
-        return _Interpreter(self.graph_module, self.recorder).run(x)
-
-
-def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
-    """FX symbolic tracing with :func:`is_leaf_module` (raises whatever FX raises)."""
-    graph = _Tracer().trace(model)
-    return torch.fx.GraphModule(model, graph, type(model).__name__)
-
-
-def run_fx(graph_module: torch.fx.GraphModule, stand_ins: dict[int, torch.Tensor],
-           x: torch.Tensor, recorder: Recorder) -> Any:
-    """Run the traced graph with stand-ins swapped in at the graph module's own paths (it
-    keeps only the submodules the graph uses, each shared one under one name)."""
-    runner = _Runner(graph_module, recorder)
-    swapped: dict[str, torch.Tensor] = {}
-    for name, tensor in [*graph_module.named_parameters(remove_duplicate=False),
-                         *graph_module.named_buffers(remove_duplicate=False)]:
-        if id(tensor) in stand_ins:
-            swapped[f"graph_module.{name}"] = stand_ins[id(tensor)]
-    recorder.register_input(x)
-    with recorder, CircularPads(recorder):
-        return torch.func.functional_call(runner, swapped, (x,), strict=False)
-
-
-def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch.Tensor,
-              recorder: Recorder) -> Any:
-    """Fallback capture with forward hooks on every module (removed afterwards)."""
-    names: dict[int, str] = {}
-    for name, module in model.named_modules(remove_duplicate=False):
-        names.setdefault(id(module), name)
-    calls: dict[str, int] = {}
-    open_leaf: list[Group | None] = []
-    handles = []
-
-    def pre_hook(module: torch.nn.Module, args: Any) -> None:
-        name = names.get(id(module), type(module).__name__)
-        recorder.scope.append(name)
-        if recorder.current is None and is_leaf_module(module) and name:
-            count = calls.get(name, 0) + 1
-            calls[name] = count
-            label = name if count == 1 else f"{name}#{count}"
-            open_leaf.append(recorder.begin(label, type(module).__name__, args))
-        else:
-            open_leaf.append(None)
-
-    def post_hook(module: torch.nn.Module, args: Any, output: Any) -> None:
-        recorder.scope.pop()
-        group = open_leaf.pop()
-        if group is not None:
-            recorder.end(group, output, keep_idle=True)
-
-    for module in model.modules():
-        handles.append(module.register_forward_pre_hook(pre_hook))
-        handles.append(module.register_forward_hook(post_hook))
-    recorder.register_input(x)
-    try:
-        with recorder, CircularPads(recorder):
-            return torch.func.functional_call(model, tensors, (x,), strict=False)
-    finally:
-        for handle in handles:
-            handle.remove()

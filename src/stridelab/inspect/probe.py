@@ -19,8 +19,9 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_leaves
 
-from stridelab.inspect.capture import Group, Recorder, run_eager, run_fx, trace_fx
+from stridelab.inspect.capture import Group, Recorder
 from stridelab.inspect.records import LayerRecord, Report
+from stridelab.inspect.tracing import run_eager, run_fx, trace_fx
 
 WEIGHTS = ("model", "random")
 

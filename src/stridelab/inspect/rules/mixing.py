@@ -208,3 +208,37 @@ def attention(call: Call) -> Outcome | None:
     field, misaligned = combine(parts, call.ndim, out)
     result = Result(field, out, context)
     return Outcome([result], misaligned=misaligned)
+
+
+@rule("recurrent")
+def recurrent(call: Call) -> Outcome | None:
+    """An ``nn.RNN`` / ``LSTM`` / ``GRU`` module as one operator: ``args = (input, batch_first)``.
+
+    Every output step reads every step of its sequence (a bidirectional RNN; for a one-way RNN
+    this is a superset: step ``t`` reads steps ``0..t``) and all input features. Sequence
+    positions are kept (like queries in attention), so a sequence that spans a whole axis (a
+    Sequencer row or column) makes the output global context on that axis; the final states
+    ``h_n`` / ``c_n`` (``(layers * directions, batch, hidden)``) have no sequence positions left.
+    """
+    tensor, info = call.first
+    rank = tensor.ndim
+    if rank not in (2, 3) or len(info.layout.dims) != rank:
+        return None
+    batch_first = bool(call.arg(1, "batch_first", False))
+    sequence = 1 if rank == 3 and batch_first else 0
+    features = rank - 1
+    out = Layout(info.layout.dims[:-1] + (lay.plain_dim(call.out_shape[-1]),), info.layout.base)
+    if out.shape != call.out_shape:
+        return None
+    done = contract(info, [sequence, features], out)
+    results = [Result(done.field, done.layout(out), done.context)]
+    if len(call.outputs) > 1:
+        state_shape = tuple(call.outputs[1].shape)
+        kept = [lay.plain_dim(state_shape[0])]
+        if rank == 3:
+            kept.append(info.layout.dims[0 if batch_first else 1])
+        state = Layout(tuple(kept) + (lay.plain_dim(state_shape[-1]),), info.layout.base)
+        if state.shape == state_shape:
+            final = contract(info, [sequence, features], state)
+            results.append(Result(final.field, final.layout(state), final.context))
+    return Outcome(results)

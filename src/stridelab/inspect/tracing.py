@@ -1,0 +1,225 @@
+"""The two front ends that drive :class:`~stridelab.inspect.capture.Recorder` through a forward.
+
+* :func:`trace_fx` + :func:`run_fx`: ``torch.fx`` symbolic tracing (leaf modules as
+  :func:`is_leaf_module` says), then the graph is run node by node; each node becomes one group
+  (named after its module, or ``scope.function`` for functional calls, so shared modules,
+  ``F.*`` calls, ``+`` and ``torch.cat`` all appear);
+* :func:`run_eager`: the fallback for models FX cannot trace (data-dependent Python control flow,
+  ...): the model runs eagerly with forward hooks; each call of a leaf module is a group, and every
+  other operator that touches the input's data is a group of its own.
+
+Recurrent modules (``nn.RNN`` / ``LSTM`` / ``GRU``) run as one operator under both: their
+hundreds of per-step operators are counted (FLOPs, parameters) but not followed one by one, and
+the recorder stores the module's outputs by the ``recurrent`` rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+from stridelab.inspect.capture import Group, Recorder
+from stridelab.inspect.rules import Call, outcome_of
+
+_CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
+
+
+class CircularPads(TorchFunctionMode):
+    """``F.pad(mode="circular")`` decomposes into copies into a fresh tensor, which loses the
+    field at the dispatch level; this mode handles the whole call as one padding window."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+        rec = self.recorder
+        if func is not torch.nn.functional.pad or mode != "circular" or not args:
+            return func(*args, **kwargs)
+        source = args[0]
+        rec.muted += 1
+        try:
+            out = func(*args, **kwargs)
+        finally:
+            rec.muted -= 1
+        group = rec.current
+        if (isinstance(source, torch.Tensor) and source in rec.infos and group is not None
+                and isinstance(out, torch.Tensor)):
+            info = rec.infos[source]
+            pad = list(kwargs.get("pad", args[1] if len(args) > 1 else ()))
+            call = Call("constant_pad_nd", (source, pad), {}, {id(source): info}, [out],
+                        rec.ndim)
+            group.ran = True
+            rec._parent(group, info.origin)
+            rec._store(group, "circular_pad", (source, pad), [out], outcome_of(call))
+        return out
+
+
+def is_leaf_module(module: torch.nn.Module) -> bool:
+    """One row per call: torch.nn's own layers (as FX's default tracer), their subclasses (a
+    padded ``Conv2d`` stays one "Conv2d" row) and modules without children."""
+    if isinstance(module, _CONTAINERS):
+        return False
+    for cls in type(module).__mro__:
+        if cls is torch.nn.Module:
+            break
+        if cls.__module__.startswith(("torch.nn", "torch.ao.nn")):
+            return True
+    return not any(True for _ in module.children())
+
+
+class _Tracer(torch.fx.Tracer):
+    _param_names: dict[int, str] | None = None
+
+    def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
+        return is_leaf_module(m)
+
+    def create_arg(self, a: Any) -> Any:
+        """A parameter passed to a function: FX searches every parameter for it on each use
+        (quadratic on large models); look it up by identity instead."""
+        if isinstance(a, torch.nn.Parameter):
+            if self._param_names is None:
+                self._param_names = {id(p): n for n, p in self.root.named_parameters()}
+            name = self._param_names.get(id(a))
+            if name is not None:
+                return self.create_node("get_attr", name, (), {})
+        return super().create_arg(a)
+
+
+class _Interpreter(torch.fx.Interpreter):
+    def __init__(self, module: torch.fx.GraphModule, recorder: Recorder) -> None:
+        super().__init__(module)
+        self.recorder = recorder
+        self.calls: dict[str, int] = {}
+
+    def run_node(self, n: torch.fx.Node) -> Any:
+        rec = self.recorder
+        if n.op == "placeholder":
+            value = super().run_node(n)
+            if isinstance(value, torch.Tensor) and value not in rec.infos:
+                rec.register_input(value)
+            return value
+        if n.op not in ("call_module", "call_function", "call_method"):
+            return super().run_node(n)
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        source = None
+        if n.op == "call_module":
+            target = str(n.target)
+            count = self.calls.get(target, 0) + 1
+            self.calls[target] = count
+            name = target if count == 1 else f"{target}#{count}"
+            module = self.fetch_attr(target)
+            op = type(module).__name__
+            source = recurrent_input(module, args, rec)
+        else:
+            op = n.target if isinstance(n.target, str) else getattr(n.target, "__name__", str(n))
+            op = op.strip("_") or op
+            stack = n.meta.get("nn_module_stack") or {}
+            scope = next(reversed(stack.values()))[0] if stack else ""
+            name = rec.unique(f"{scope}.{op}" if scope else op)
+        group = rec.begin(name, op, (args, kwargs))
+        rec.muted += source is not None
+        try:
+            result = super().run_node(n)
+        finally:
+            rec.current = None
+            rec.muted -= source is not None
+        if source is not None:
+            rec.store_recurrent(group, module, source, result)
+        rec.end(group, result, keep_idle=n.op == "call_module")
+        return result
+
+
+def recurrent_input(module: torch.nn.Module, args: tuple[Any, ...],
+                    recorder: Recorder) -> torch.Tensor | None:
+    """The captured input of a recurrent module, which then runs as one operator (a packed
+    sequence or an untracked input is followed operator by operator as usual)."""
+    if isinstance(module, torch.nn.RNNBase) and args and isinstance(args[0], torch.Tensor) \
+            and args[0] in recorder.infos:
+        return args[0]
+    return None
+
+
+class _Runner(torch.nn.Module):
+    """Holds the traced graph so ``torch.func.functional_call`` can swap its tensors."""
+
+    def __init__(self, module: torch.fx.GraphModule, recorder: Recorder) -> None:
+        super().__init__()
+        self.graph_module = module
+        self.recorder = recorder
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return _Interpreter(self.graph_module, self.recorder).run(x)
+
+
+def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
+    """FX symbolic tracing with :func:`is_leaf_module` (raises whatever FX raises)."""
+    graph = _Tracer().trace(model)
+    return torch.fx.GraphModule(model, graph, type(model).__name__)
+
+
+def run_fx(graph_module: torch.fx.GraphModule, stand_ins: dict[int, torch.Tensor],
+           x: torch.Tensor, recorder: Recorder) -> Any:
+    """Run the traced graph with stand-ins swapped in at the graph module's own paths (it
+    keeps only the submodules the graph uses, each shared one under one name)."""
+    runner = _Runner(graph_module, recorder)
+    swapped: dict[str, torch.Tensor] = {}
+    for name, tensor in [*graph_module.named_parameters(remove_duplicate=False),
+                         *graph_module.named_buffers(remove_duplicate=False)]:
+        if id(tensor) in stand_ins:
+            swapped[f"graph_module.{name}"] = stand_ins[id(tensor)]
+    recorder.register_input(x)
+    with recorder, CircularPads(recorder):
+        return torch.func.functional_call(runner, swapped, (x,), strict=False)
+
+
+def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch.Tensor,
+              recorder: Recorder) -> Any:
+    """Fallback capture with forward hooks on every module (removed afterwards)."""
+    names: dict[int, str] = {}
+    for name, module in model.named_modules(remove_duplicate=False):
+        names.setdefault(id(module), name)
+    calls: dict[str, int] = {}
+    open_leaf: list[tuple[Group, torch.Tensor | None] | None] = []
+    handles = []
+
+    def pre_hook(module: torch.nn.Module, args: Any) -> None:
+        name = names.get(id(module), type(module).__name__)
+        recorder.scope.append(name)
+        if recorder.current is None and is_leaf_module(module) and name:
+            count = calls.get(name, 0) + 1
+            calls[name] = count
+            label = name if count == 1 else f"{name}#{count}"
+            group = recorder.begin(label, type(module).__name__, args)
+            source = recurrent_input(module, args, recorder)
+            recorder.muted += source is not None
+            open_leaf.append((group, source))
+        else:
+            open_leaf.append(None)
+
+    def post_hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        recorder.scope.pop()
+        opened = open_leaf.pop()
+        if opened is not None:
+            group, source = opened
+            if source is not None:
+                recorder.muted -= 1
+                assert isinstance(module, torch.nn.RNNBase)
+                recorder.store_recurrent(group, module, source, output)
+            recorder.end(group, output, keep_idle=True)
+
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(pre_hook))
+        handles.append(module.register_forward_hook(post_hook))
+    recorder.register_input(x)
+    try:
+        with recorder, CircularPads(recorder):
+            return torch.func.functional_call(model, tensors, (x,), strict=False)
+    finally:
+        for handle in handles:
+            handle.remove()
