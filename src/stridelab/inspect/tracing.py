@@ -74,21 +74,40 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
 
 
 class _Tracer(torch.fx.Tracer):
+    """FX's tracer with our leaf modules, and parameters looked up by identity: FX searches
+    every parameter of the model on each use of one (quadratic: seconds on NFNets, whose
+    weight-standardised convolutions read ``self.weight`` in their forward)."""
+
     _param_names: dict[int, str] | None = None
 
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         return is_leaf_module(m)
 
+    def _parameter_name(self, value: torch.nn.Parameter) -> str | None:
+        if self._param_names is None:
+            self._param_names = {}
+            for name, param in self.root.named_parameters():  # FX's name: the first one
+                self._param_names.setdefault(id(param), name)
+        return self._param_names.get(id(value))
+
     def create_arg(self, a: Any) -> Any:
-        """A parameter passed to a function: FX searches every parameter for it on each use
-        (quadratic on large models); look it up by identity instead."""
+        """A parameter passed to a function becomes a ``get_attr`` node."""
         if isinstance(a, torch.nn.Parameter):
-            if self._param_names is None:
-                self._param_names = {id(p): n for n, p in self.root.named_parameters()}
-            name = self._param_names.get(id(a))
+            name = self._parameter_name(a)
             if name is not None:
                 return self.create_node("get_attr", name, (), {})
         return super().create_arg(a)
+
+    def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
+        """A parameter read as a module attribute becomes one cached ``get_attr`` proxy."""
+        if isinstance(attr_val, torch.nn.Parameter) and not self.param_shapes_constant:
+            name = self._parameter_name(attr_val)
+            if name is None:
+                return attr_val
+            if name not in parameter_proxy_cache:
+                parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
+            return parameter_proxy_cache[name]
+        return super().getattr(attr, attr_val, parameter_proxy_cache)
 
 
 class _Interpreter(torch.fx.Interpreter):
