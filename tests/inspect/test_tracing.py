@@ -29,10 +29,13 @@ class Net(nn.Module):
         self.b.gain = self.a.gain  # shared: one name, the first
         self.scale = nn.Parameter(torch.ones(1))
         self.head = nn.Conv2d(4, 2, 1)
+        self.register_buffer("bias", torch.randn(1, 4, 1, 1))  # MaxViT-style buffer in forward
+        self.b.register_buffer("same_bias", self.bias)  # one buffer under two names
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.a(x) * self.scale
-        return self.head(self.b(y[:, :3]) + torch.mul(y, self.scale))
+        y = torch.add(self.a(x) * self.scale, self.bias)
+        z = torch.add(self.b(y[:, :3]), self.b.same_bias)
+        return self.head(z + torch.mul(y, self.scale))
 
 
 class _FXTracer(torch.fx.Tracer):

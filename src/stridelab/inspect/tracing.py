@@ -74,36 +74,54 @@ def is_leaf_module(module: torch.nn.Module) -> bool:
 
 
 class _Tracer(torch.fx.Tracer):
-    """FX's tracer with our leaf modules, and parameters looked up by identity: FX searches
-    every parameter of the model on each use of one (quadratic: seconds on NFNets, whose
-    weight-standardised convolutions read ``self.weight`` in their forward)."""
+    """FX's tracer with our leaf modules, and parameters and buffers looked up by identity: FX
+    searches every parameter (buffer) of the model on each use of one, which is quadratic
+    (seconds on NFNets, whose weight-standardised convolutions read ``self.weight`` in their
+    forward, and on MaxViT's relative-position buffers)."""
 
-    _param_names: dict[int, str] | None = None
+    _names: dict[int, tuple[str, bool]] | None = None
 
     def is_leaf_module(self, m: torch.nn.Module, module_qualified_name: str) -> bool:
         return is_leaf_module(m)
 
-    def _parameter_name(self, value: torch.nn.Parameter) -> str | None:
-        if self._param_names is None:
-            self._param_names = {}
-            for name, param in self.root.named_parameters():  # FX's name: the first one
-                self._param_names.setdefault(id(param), name)
-        return self._param_names.get(id(value))
+    def _tensor_name(self, value: torch.Tensor) -> str | None:
+        """FX's name for a parameter or buffer of the root (its first name), else None."""
+        if self._names is None:
+            self._names = {}
+            for name, param in self.root.named_parameters():
+                self._names.setdefault(id(param), (name, True))
+            for name, buffer in self.root.named_buffers():
+                self._names.setdefault(id(buffer), (name, False))
+        found = self._names.get(id(value))
+        if found is None:
+            return None
+        name, is_param = found
+        # still the tensor registered under that name (the forward may re-assign it); read the
+        # registries directly: attribute access is patched by FX while tracing
+        *path, leaf = name.split(".")
+        module: torch.nn.Module | None = self.root
+        for part in path:
+            module = module._modules.get(part) if module is not None else None
+        if module is None:
+            return None
+        current = (module._parameters if is_param else module._buffers).get(leaf)
+        return name if current is value else None
 
     def create_arg(self, a: Any) -> Any:
-        """A parameter passed to a function becomes a ``get_attr`` node."""
-        if isinstance(a, torch.nn.Parameter):
-            name = self._parameter_name(a)
+        """A parameter or buffer passed to a function becomes a ``get_attr`` node."""
+        if isinstance(a, torch.Tensor):
+            name = self._tensor_name(a)
             if name is not None:
                 return self.create_node("get_attr", name, (), {})
         return super().create_arg(a)
 
     def getattr(self, attr: str, attr_val: Any, parameter_proxy_cache: dict[str, Any]) -> Any:
         """A parameter read as a module attribute becomes one cached ``get_attr`` proxy."""
-        if isinstance(attr_val, torch.nn.Parameter) and not self.param_shapes_constant:
-            name = self._parameter_name(attr_val)
+        if isinstance(attr_val, torch.nn.Parameter) and not self.param_shapes_constant \
+                and not self.proxy_buffer_attributes:
+            name = self._tensor_name(attr_val)
             if name is None:
-                return attr_val
+                return super().getattr(attr, attr_val, parameter_proxy_cache)
             if name not in parameter_proxy_cache:
                 parameter_proxy_cache[name] = self.create_proxy("get_attr", name, (), {})
             return parameter_proxy_cache[name]
