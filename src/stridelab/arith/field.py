@@ -124,12 +124,16 @@ class ReceptiveField:
         (``G``'s field the largest of several paths) it is an upper bound for each branch.
         """
         single = not isinstance(position, (tuple, list))
-        values = (position,) * self.ndim if single else tuple(position)  # type: ignore[arg-type]
-        if len(values) != self.ndim or not all(isinstance(v, (int, Fraction))
-                                               and not isinstance(v, bool) for v in values):
+        values: list[Fraction] = []
+        for value in ([position] * self.ndim if single else list(position)):  # type: ignore[arg-type]
+            if not isinstance(value, (int, Fraction)) or isinstance(value, bool):
+                raise TypeError(f"position must be an int or Fraction per axis ({self.ndim}), "
+                                f"got {position!r}")
+            values.append(Fraction(value))
+        if len(values) != self.ndim:
             raise TypeError(f"position must be an int or Fraction per axis ({self.ndim}), "
                             f"got {position!r}")
-        units = [math.floor((Fraction(x) - (r - 1 - p)) / s)
+        units = [math.floor((x - (r - 1 - p)) / s)
                  for x, s, p, r in zip(values, self.stride, self.padding, self.size)]
         return units[0] if single and self.ndim == 1 else tuple(units)
 
