@@ -391,9 +391,9 @@ def verify(report: Report, model: torch.nn.Module, *, units: object = None,
         batch_units = [wanted[b % len(wanted)] for b in range(count * samples)]
         output = as_map(outputs[name], dims)
         # weighted channels: a channel sum can be constant (a LayerNorm over channels)
-        weights = 0.5 + torch.rand(output.shape[1], generator=generator)
+        mix = 0.5 + torch.rand(output.shape[1], generator=generator)
         grad = unit_gradients(output, batch_units, x, retain_graph=name != last_name,
-                              channel_weights=weights)
+                              channel_weights=mix)
         support = grad.detach().abs().sum(dim=1)  # (batch, *spatial)
         for index, unit in enumerate(wanted):
             rows = [b for b in range(count * samples) if b % len(wanted) == index]
