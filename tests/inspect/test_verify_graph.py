@@ -66,3 +66,20 @@ def test_pixels_inside_patches_stay_local() -> None:
         shown = reported_box(report.field, unit, 32)
         assert all(s0 <= g0 <= g1 <= s1 for (g0, g1), (s0, s1) in zip(box, shown))
     assert report.field.stride == (8, 8)
+
+
+def test_effective_field_of_a_channels_last_row() -> None:
+    """The ERF indexes a channels-last row by its layout: the gradient mass of the centre unit
+    lies inside its reported field (indexed as ``(N, C, H, W)`` it would sit elsewhere)."""
+    from stridelab.inspect.erf import effective_field
+    model = vm.convnext_stage()
+    erf = effective_field(model, (3, 32, 32), layer="2.block.3", samples=2)
+    assert erf.unit == (4, 4)
+    rows, cols = (erf.map.sum(axis=axis) for axis in (1, 0))
+    (r0, r1), (c0, c1) = [(int(v.nonzero()[0].min()), int(v.nonzero()[0].max()))
+                          for v in (rows, cols)]
+    field = erf.field
+    start, end = field.start((4, 4)), field.end((4, 4))
+    assert isinstance(start, tuple) and isinstance(end, tuple)
+    assert (r0, r1, c0, c1) == (max(start[0], 0), min(end[0], 31), max(start[1], 0),
+                                min(end[1], 31))
