@@ -14,6 +14,14 @@ default) therefore checks a copy with fresh weights and no zero gain
 ``samples`` noise inputs. A layer whose units read the whole input through a global operator
 (attention over the grid, a squeeze-and-excitation gate; ``LayerRecord.global_context``) is
 reported as ``global``, not as a failure.
+
+Rows are indexed by their layout (:func:`stridelab.inspect.probe.row_layouts`): a channels-last
+row ``(N, H, W, C)`` is checked at ``output[b, u_h, u_w, :]``; rows whose positions are tokens,
+windows or folded into the batch have no map to index and are skipped. The unit's value is a
+weighted sum over its channels (weights in ``[0.5, 1.5)``): after a normalisation over channels
+with equal gains (LayerNorm2d) the plain sum is constant and has no gradient. The end of the
+expected box is clipped by the unit's *reach* (:func:`reach_tables`), followed through the graph
+from the row's own inputs.
 """
 
 from __future__ import annotations
