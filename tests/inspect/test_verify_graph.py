@@ -83,3 +83,12 @@ def test_effective_field_of_a_channels_last_row() -> None:
     assert isinstance(start, tuple) and isinstance(end, tuple)
     assert (r0, r1, c0, c1) == (max(start[0], 0), min(end[0], 31), max(start[1], 0),
                                 min(end[1], 31))
+
+
+def test_reach_follows_the_latest_row_of_a_repeated_name() -> None:
+    model = vm.RepeatedName()
+    report = stridelab.inspect(model, (3, 32, 32))
+    assert [r.name for r in report.layers].count("relu") == 2
+    result = report.verify(model, layers=["main", "add"], units=[(7, 7)], samples=1)
+    assert result.ok, str(result)
+    assert all(c.measured is not None and c.measured[0][1] == 31 for c in result.checks)

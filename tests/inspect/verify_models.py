@@ -92,3 +92,19 @@ class PixelsInPatches(nn.Module):
         if self.outer is not None:
             tokens = tokens + self.outer(tokens)
         return tokens.transpose(1, 2).reshape(n, -1, h // p, w // p)
+
+
+class RepeatedName(nn.Module):
+    """A module named ``relu`` and a functional ``torch.relu`` in the same scope: FX names both
+    rows ``relu``. The 3x3/2 path reads the module's row, whose field is the smaller one."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, 2, 1)
+        self.relu = nn.ReLU()
+        self.main = nn.Conv2d(4, 8, 3, 2, 1)
+        self.shortcut = nn.Conv2d(4, 8, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        return torch.relu(self.main(self.relu(x)) + self.shortcut(x))

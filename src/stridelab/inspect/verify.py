@@ -262,18 +262,26 @@ def reach_tables(report: Report, maps: Maps) -> dict[str, tuple[list[float], ...
     """
     ndim = len(report.input_size) - 1
     identity = ReceptiveField.identity(ndim)
+    # names can repeat (a functional ``relu`` in the scope of a module named ``relu``): a parent
+    # is the latest row of that name, and rows are kept by their index
+    latest: dict[str, int] = {"input": -1}
+    grids: dict[int, tuple[LayerRecord, tuple[int, ...], tuple[list[float], ...] | None]] = {
+        -1: (report.layers[0], (), None)} if report.layers else {}
+    feeders: dict[int, list[int]] = {}  # row -> the map rows (-1: the input) it reads
     tables: dict[str, tuple[list[float], ...]] = {}
-    feeders: dict[str, list[str]] = {}  # row -> the map rows (or "input") whose positions it reads
-    for record in report.layers:
-        sources: list[str] = []
+    for index, record in enumerate(report.layers):
+        sources: list[int] = []
         for parent in record.inputs:
-            found = [parent] if parent in maps or parent == "input" else feeders.get(parent, [])
+            at = latest.get(parent)
+            found = [] if at is None else [at] if at in grids else feeders.get(at, [])
             sources += [f for f in found if f not in sources]
-        feeders[record.name] = sources
-        if record.name not in maps:
+        feeders[index] = sources
+        latest[record.name] = index
+        dims = _map_dims_of(record, maps)
+        if dims is None:
             continue
         field = record.receptive_field
-        shape = map_shape(record, maps[record.name][1])
+        shape = map_shape(record, dims)
         axes: list[list[float]] = []
         for axis in range(ndim):
             row: list[float] = []
@@ -281,13 +289,14 @@ def reach_tables(report: Report, maps: Maps) -> dict[str, tuple[list[float], ...
                 end = q * field.stride[axis] - field.padding[axis] + field.size[axis] - 1
                 best = -math.inf
                 for source in sources:
-                    if source == "input":
+                    if source == -1:
                         source_field, size, table = identity, report.input_size[1 + axis], None
                     else:
-                        source_record = maps[source][0]
+                        source_record, source_dims, source_tables = grids[source]
+                        assert source_tables is not None
                         source_field = source_record.receptive_field
-                        size = map_shape(source_record, maps[source][1])[axis]
-                        table = tables[source][axis]
+                        size = map_shape(source_record, source_dims)[axis]
+                        table = source_tables[axis]
                     last = source_field.axis(axis).last_unit_within(end)
                     assert isinstance(last, int)
                     if last < 0:
@@ -296,8 +305,18 @@ def reach_tables(report: Report, maps: Maps) -> dict[str, tuple[list[float], ...
                     best = max(best, float(last) if table is None else table[last])
                 row.append(best)
             axes.append(row)
+        grids[index] = (record, dims, tuple(axes))
         tables[record.name] = tuple(axes)
     return tables
+
+
+def _map_dims_of(record: LayerRecord, maps: Maps) -> tuple[int, ...] | None:
+    """The spatial dimensions of ``record``'s output if it is a map (a row sharing its name
+    with a later one must have an output of the same rank)."""
+    found = maps.get(record.name)
+    if found is None or len(found[0].output_shape) != len(record.output_shape):
+        return None
+    return found[1]
 
 
 def expected_box(record: LayerRecord, unit: Sequence[int], input_shape: Sequence[int],
