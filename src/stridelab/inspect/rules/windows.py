@@ -127,10 +127,11 @@ def _slide_in_blocks(call: Call, count: int, lead: Sequence[Dim] | None, info: I
                      ) -> Outcome:
     """A convolution or pooling that slides inside blocks (see :func:`_block_axes`), zero
     padded at each block's border. Positions stay those of the input: output ``j`` of a block
-    starting at ``b`` sits at ``b + j * s - p_before`` and reads ``d * (k - 1) + 1`` positions
-    from there, i.e. the field grows as a kernel-``k``, stride-1 window (Distill 2019) and the
-    inner digit steps by ``s``. The field is the hull over the block border (an upper bound
-    there: the padding stands where the neighbouring block's pixels are)."""
+    starting at ``b`` sits at position ``b + j * s`` and reads ``k`` taps ``d`` apart from
+    ``p_before`` before it, i.e. the field grows as a kernel-``k``, stride-1 window with that
+    padding (Distill 2019) and the inner digit steps by ``s``. The field is the hull over the
+    block border (an upper bound there: the padding stands where the neighbouring block's
+    pixels are)."""
     tensor, _ = call.first
     axes = _block_axes(info, count)
     if axes is None or all(a is None for a in axes):
@@ -141,7 +142,6 @@ def _slide_in_blocks(call: Call, count: int, lead: Sequence[Dim] | None, info: I
     if window is None or window.kind not in ("conv", "maxpool", "avgpool"):
         return unknown(call, call.tracked())
     field = info.field
-    base = list(info.layout.base)
     dims = list(info.layout.dims[:-count] if lead is None else lead)
     for i, (axis, size) in enumerate(zip(axes, spatial_out)):
         if axis is None:
@@ -149,10 +149,10 @@ def _slide_in_blocks(call: Call, count: int, lead: Sequence[Dim] | None, info: I
             continue
         ks = tuple(window.kernel[i] if a == axis else 1 for a in range(call.ndim))
         ds = tuple(window.dilation[i] if a == axis else 1 for a in range(call.ndim))
-        field = field.then(ks, 1, 0, ds)
-        base[axis] -= window.padding[i][0]
+        ps = tuple(window.padding[i] if a == axis else (0, 0) for a in range(call.ndim))
+        field = field.then(ks, 1, ps, ds)
         dims.append(Dim((Factor(axis, size, window.stride[i]),)))
-    layout = Layout(tuple(dims), tuple(base))
+    layout = Layout(tuple(dims), info.layout.base)
     if layout.shape != call.out_shape:
         return unknown(call, call.tracked())
     shown = [i for i, a in enumerate(axes) if a is not None]
