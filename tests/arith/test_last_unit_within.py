@@ -13,7 +13,7 @@ from stridelab.arith import ReceptiveField, windows
 from tests._budget import budget
 
 
-@settings(max_examples=budget(200))
+@settings(max_examples=budget(100))
 @given(r=st.integers(1, 9), big_s=st.integers(1, 4), big_p=st.integers(0, 6),
        k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3), size=st.integers(1, 30))
 def test_last_index_a_window_reads(r: int, big_s: int, big_p: int, k: int, s: int, d: int,
