@@ -19,6 +19,7 @@ in its input's units, so stride, size and padding can become fractions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -112,6 +113,29 @@ class ReceptiveField:
         idx = self._index(index)
         return self._shape(index, [_num(u * s - p + r - 1)
                                    for u, s, p, r in zip(idx, self.stride, self.padding, self.size)])
+
+    def last_unit_within(self, position: Number | Sequence[Number]) -> int | tuple[int, ...]:
+        """Per axis, the last unit whose region ends at or before input ``position``:
+        ``floor((position - (r - 1 - P)) / S)`` (negative when even unit 0 ends after it).
+
+        For a field ``F`` and a later layer ``G = F.then(k, s, p, d)`` (one path),
+        ``F.last_unit_within(G.end(u)) = u * s - p_before + d * (k - 1)``: the last index of
+        ``F``'s map that unit ``u`` of ``G`` reads (padding included). Through merged branches
+        (``G``'s field the largest of several paths) it is an upper bound for each branch.
+        """
+        single = not isinstance(position, (tuple, list))
+        values: list[Fraction] = []
+        for value in ([position] * self.ndim if single else list(position)):  # type: ignore[arg-type]
+            if not isinstance(value, (int, Fraction)) or isinstance(value, bool):
+                raise TypeError(f"position must be an int or Fraction per axis ({self.ndim}), "
+                                f"got {position!r}")
+            values.append(Fraction(value))
+        if len(values) != self.ndim:
+            raise TypeError(f"position must be an int or Fraction per axis ({self.ndim}), "
+                            f"got {position!r}")
+        units = [math.floor((x - (r - 1 - p)) / s)
+                 for x, s, p, r in zip(values, self.stride, self.padding, self.size)]
+        return units[0] if single and self.ndim == 1 else tuple(units)
 
     def center(self, index: IndexLike) -> Number | tuple[Number, ...]:
         """Centre of the region: ``start + (r - 1) / 2`` (a half-integer for even sizes)."""

@@ -40,14 +40,16 @@ import torch
 
 from stridelab.arith import ReceptiveField
 from stridelab.inspect.probe import (
+    as_map,
     check_device,
     check_unit,
-    last_spatial,
     layer_outputs,
-    spatial_records,
+    map_records,
+    map_shape,
+    row_layouts,
     unit_gradients,
 )
-from stridelab.inspect.records import Report
+from stridelab.inspect.records import LayerRecord, Report
 
 INPUT_KINDS = ("noise", "dataset")
 CHUNK = 8
@@ -227,14 +229,16 @@ def _model_dtype(model: torch.nn.Module) -> torch.dtype:
     return torch.float32
 
 
-def _layer(report: Report, layer: object) -> str:
-    records = spatial_records(report)
+def _layer(report: Report, layer: object,
+           maps: dict[str, tuple[LayerRecord, tuple[int, ...]]]) -> str:
+    """The row to measure; ``maps`` (:func:`stridelab.inspect.probe.map_records`) are the rows
+    whose output is a map, whatever its layout (channels-last included)."""
+    records = [record for record, _ in maps.values()]
     if not records:
         raise ValueError("the model has no layer with a spatial map")
     if layer is None:
-        last = last_spatial(report)
-        assert last is not None
-        return last.name
+        sized = [r for r in records if any(n > 1 for n in map_shape(r, maps[r.name][1]))]
+        return (sized or records)[-1].name
     if not isinstance(layer, str):
         raise TypeError(f"layer must be a layer name (str) or None, got {layer!r}")
     names = [r.name for r in report.layers]
@@ -242,9 +246,10 @@ def _layer(report: Report, layer: object) -> str:
     if layer not in names and inside:
         layer = inside[-1]  # a module's name means its last operator: the module's output
     report.layer(layer)  # KeyError with close names
-    if layer not in {r.name for r in records}:
-        raise ValueError(f"layer {layer!r} has no spatial map (its output is flattened or "
-                         f"pooled globally): choose a layer before the head")
+    if layer not in maps:
+        raise ValueError(f"layer {layer!r} has no spatial map (its output is flattened, pooled "
+                         f"globally or split into tokens / windows): choose a layer before the "
+                         f"head")
     return layer
 
 
@@ -293,16 +298,17 @@ def effective_fields(model: torch.nn.Module, input_size: Sequence[int],
     if report is None:
         report = inspect(model, tuple(input_size), dtype=dtype)
     size = report.input_size
-    names = list(dict.fromkeys(_layer(report, layer) for layer in layers))
-    indices = {name: _unit(unit, tuple(report.layer(name).output_shape[2:]), name)
-               for name in names}
+    maps = map_records(report, row_layouts(report, model))
+    names = list(dict.fromkeys(_layer(report, layer, maps) for layer in layers))
+    indices = {name: _unit(unit, map_shape(*maps[name]), name) for name in names}
     x_all, kind = _inputs(inputs, samples, size, seed, dtype)
     totals: dict[str, torch.Tensor] = {}
     for start in range(0, x_all.shape[0], CHUNK):
         x = x_all[start:start + CHUNK].to(dev).requires_grad_(True)
         outputs = layer_outputs(report, model, x, names)
         for name in names:
-            grad = unit_gradients(outputs[name], [indices[name]] * x.shape[0], x,
+            grad = unit_gradients(as_map(outputs[name], maps[name][1]),
+                                  [indices[name]] * x.shape[0], x,
                                   retain_graph=name != names[-1])
             part = grad.detach().abs().sum(dim=(0, 1)).to("cpu", torch.float64)
             totals[name] = totals[name] + part if name in totals else part

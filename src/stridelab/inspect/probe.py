@@ -20,6 +20,8 @@ import torch
 from torch.utils._pytree import tree_leaves
 
 from stridelab.inspect.capture import Group, Recorder
+from stridelab.inspect.flops import FlopTally
+from stridelab.inspect.layout import Layout
 from stridelab.inspect.records import LayerRecord, Report
 from stridelab.inspect.tracing import run_eager, run_fx, trace_fx
 
@@ -71,6 +73,102 @@ class _KeepingRecorder(Recorder):  # type: ignore[no-untyped-call]
                 self.outputs[group.name] = found[0].clone()
         if len(self.outputs) == len(self.wanted):
             raise _Enough  # every wanted output is kept: the rest of the forward is not needed
+
+
+class _LayoutRecorder(Recorder):  # type: ignore[no-untyped-call]
+    """A :class:`Recorder` that notes the layout of every row's output (no tensor kept)."""
+
+    def __init__(self, ndim: int) -> None:
+        super().__init__(ndim, {}, set(), FlopTally())  # its meta-result memo: fast
+        self.layouts: dict[str, Layout] = {}
+
+    def end(self, group: Group, output: object, keep_idle: bool) -> None:
+        super().end(group, output, keep_idle)
+        if self.groups and self.groups[-1] is group and group.out_info is not None:
+            self.layouts[group.name] = group.out_info.layout
+
+
+def row_layouts(report: Report, model: torch.nn.Module) -> dict[str, Layout]:
+    """The :class:`~stridelab.inspect.layout.Layout` of every row's output: which tensor
+    dimension holds which spatial axis (``(N, C, H, W)``, channels-last ``(N, H, W, C)``, a
+    token sequence, windows, ...).
+
+    One more capture with the report's front end on ``meta`` stand-ins (no values, no memory;
+    a report made on a real device re-runs there on zeros, as its control flow may read
+    values). The model's tensors and train/eval flags are left as they were.
+    """
+    ndim = len(report.input_size) - 1
+    device = torch.device("meta" if report.device == "meta" else report.device)
+    made: dict[int, torch.Tensor] = {}
+    tensors: dict[str, torch.Tensor] = {}
+    for name, tensor in [*model.named_parameters(remove_duplicate=False),
+                         *model.named_buffers(remove_duplicate=False)]:
+        if id(tensor) not in made:
+            made[id(tensor)] = torch.zeros_like(tensor.detach(), device=device)
+        tensors[name] = made[id(tensor)]
+    recorder = _LayoutRecorder(ndim)
+    x = torch.zeros((1, *report.input_size), device=device)
+    modes = {module: module.training for module in model.modules()}
+    model.eval()
+    try:
+        with torch.no_grad():
+            if report.capture == "fx":
+                run_fx(trace_fx(model), _fx_stand_ins(model, tensors), x, recorder)
+            else:
+                run_eager(model, tensors, x, recorder)
+    finally:
+        for module, training in modes.items():
+            module.training = training
+    return recorder.layouts
+
+
+def map_dims(layout: Layout, ndim: int) -> tuple[int, ...] | None:
+    """The tensor dimension that holds each spatial axis when ``layout`` is a plain map: every
+    axis one whole dimension of its own, positions ``0, 1, 2, ...`` (step 1, origin 0), and the
+    batch in dimension 0. ``(N, C, H, W)`` gives ``(2, 3)``, channels-last ``(N, H, W, C)``
+    ``(1, 2)``; token sequences, windows and space-to-depth give None (no map to index)."""
+    if len(layout.base) != ndim or any(layout.base) or not layout.dims:
+        return None
+    dims = []
+    for axis in range(ndim):
+        found = layout.factors(axis)
+        if len(found) != 1:
+            return None
+        d, factor = found[0]
+        dim = layout.dims[d]
+        if d == 0 or factor.step != 1 or dim.before or dim.after or len(dim.factors) != 1:
+            return None
+        dims.append(d)
+    if len(set(dims)) != ndim or layout.dims[0].spatial:
+        return None
+    return tuple(dims)
+
+
+def as_map(output: torch.Tensor, dims: Sequence[int]) -> torch.Tensor:
+    """``output`` as ``(N, C, *spatial)``: the spatial dimensions ``dims`` (see :func:`map_dims`)
+    moved last, every other non-batch dimension folded into one channel axis."""
+    ndim = len(dims)
+    moved = output.movedim(tuple(dims), tuple(range(output.ndim - ndim, output.ndim)))
+    return moved.reshape(moved.shape[0], -1, *moved.shape[output.ndim - ndim:])
+
+
+def map_records(report: Report, layouts: dict[str, Layout]
+                ) -> dict[str, tuple[LayerRecord, tuple[int, ...]]]:
+    """Rows whose output is a plain map (see :func:`map_dims`), in execution order, with the
+    dimension of each spatial axis."""
+    ndim = len(report.input_size) - 1
+    rows: dict[str, tuple[LayerRecord, tuple[int, ...]]] = {}
+    for record in report.layers:
+        layout = layouts.get(record.name)
+        dims = None if layout is None or not record.spatial else map_dims(layout, ndim)
+        if dims is not None and len(record.output_shape) == len(layout.dims):  # type: ignore[union-attr]
+            rows[record.name] = (record, dims)
+    return rows
+
+
+def map_shape(record: LayerRecord, dims: Sequence[int]) -> tuple[int, ...]:
+    """Spatial sizes of a row's output, in axis order."""
+    return tuple(record.output_shape[d] for d in dims)
 
 
 def check_unit(unit: object, shape: Sequence[int], layer: str, expected: str
@@ -228,9 +326,13 @@ def _fx_stand_ins(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> A
 
 
 def unit_gradients(output: torch.Tensor, units: Sequence[tuple[int, ...]], x: torch.Tensor,
-                   retain_graph: bool) -> torch.Tensor:
+                   retain_graph: bool, channel_weights: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """d(sum over channels of ``output[b, :, units[b]]``) / d``x`` for every batch element b.
 
+    ``output`` is ``(N, C, *spatial)``. ``channel_weights`` (``C`` values) weight the channel
+    sum: after a normalisation over channels with equal gains (LayerNorm2d) the plain sum is a
+    constant whose gradient is zero (rounding noise), a weighted one is not.
     Batch elements are independent in eval mode, so one backward pass gives every unit's input
     gradient at once. Returns a tensor shaped like ``x``.
     """
@@ -238,7 +340,10 @@ def unit_gradients(output: torch.Tensor, units: Sequence[tuple[int, ...]], x: to
     selected = []
     for b, unit in enumerate(units):
         index = (b, slice(None)) + tuple(unit)
-        selected.append(output[index].sum())
+        picked = output[index]
+        if channel_weights is not None:
+            picked = picked * channel_weights.to(picked.device, picked.dtype)
+        selected.append(picked.sum())
     total: Any = torch.stack(selected).sum()
     (grad,) = torch.autograd.grad(total, x, retain_graph=retain_graph)
     return grad

@@ -133,6 +133,9 @@ class _Interpreter(torch.fx.Interpreter):
         super().__init__(module)
         self.recorder = recorder
         self.calls: dict[str, int] = {}
+        for node in module.graph.nodes:  # a function row never takes a module row's name
+            if node.op == "call_module":
+                recorder.names.setdefault(str(node.target), 1)
 
     def run_node(self, n: torch.fx.Node) -> Any:
         rec = self.recorder

@@ -14,6 +14,14 @@ default) therefore checks a copy with fresh weights and no zero gain
 ``samples`` noise inputs. A layer whose units read the whole input through a global operator
 (attention over the grid, a squeeze-and-excitation gate; ``LayerRecord.global_context``) is
 reported as ``global``, not as a failure.
+
+Rows are indexed by their layout (:func:`stridelab.inspect.probe.row_layouts`): a channels-last
+row ``(N, H, W, C)`` is checked at ``output[b, u_h, u_w, :]``; rows whose positions are tokens,
+windows or folded into the batch have no map to index and are skipped. The unit's value is a
+weighted sum over its channels (weights in ``[0.5, 1.5)``): after a normalisation over channels
+with equal gains (LayerNorm2d) the plain sum is constant and has no gradient. The end of the
+expected box is clipped by the unit's *reach* (:func:`reach_tables`), followed through the graph
+from the row's own inputs.
 """
 
 from __future__ import annotations
@@ -29,19 +37,24 @@ from typing import Any
 
 import torch
 
+from stridelab.arith import ReceptiveField
 from stridelab.inspect.probe import (
+    as_map,
     check_device,
     check_unit,
     check_weights,
-    last_spatial,
     layer_outputs,
+    map_records,
+    map_shape,
     randomised,
+    row_layouts,
     spatial_records,
     unit_gradients,
 )
 from stridelab.inspect.records import LayerRecord, Report
 
 Box = tuple[tuple[int, int], ...]
+Maps = dict[str, tuple[LayerRecord, tuple[int, ...]]]
 STATUSES = ("ok", "global", "loose", "outside", "no-gradient")
 MAX_DEFAULT_LAYERS = 8
 
@@ -161,11 +174,14 @@ def _box_text(box: Box | None, clipped: Sequence[bool] | None = None) -> str:
 
 
 # -- choosing what to check ---------------------------------------------------------------------
-def default_layers(report: Report) -> list[str]:
+def default_layers(report: Report, maps: Maps | None = None) -> list[str]:
     """A sample of spatial layers: the first windowed one, the last one of every run of equal
     effective stride (the end of each stage), and always the last spatial layer; at most
-    :data:`MAX_DEFAULT_LAYERS` (evenly thinned, keeping the last)."""
-    records = spatial_records(report)
+    :data:`MAX_DEFAULT_LAYERS` (evenly thinned, keeping the last). ``maps``
+    (:func:`stridelab.inspect.probe.map_records`) limits the choice to rows whose output is a
+    map; without it, rows shaped ``(N, C, *spatial)``."""
+    records = ([record for record, _ in maps.values()] if maps is not None
+               else spatial_records(report))
     if not records:
         return []
     chosen: list[str] = []
@@ -175,14 +191,19 @@ def default_layers(report: Report) -> list[str]:
     for current, following in zip(records, records[1:]):
         if current.effective_stride != following.effective_stride:
             chosen.append(current.name)
-    last = last_spatial(report)
-    if last is not None:
-        chosen.append(last.name)
+    sized = [r for r in records if any(n > 1 for n in _spatial_shape(r, maps))]
+    chosen.append((sized or records)[-1].name)
     names = list(dict.fromkeys(chosen))
     if len(names) > MAX_DEFAULT_LAYERS:
         step = (len(names) - 1) / (MAX_DEFAULT_LAYERS - 1)
         names = [names[round(i * step)] for i in range(MAX_DEFAULT_LAYERS)]
     return names
+
+
+def _spatial_shape(record: LayerRecord, maps: Maps | None) -> tuple[int, ...]:
+    if maps is None or record.name not in maps:
+        return tuple(record.output_shape[2:])
+    return map_shape(record, maps[record.name][1])
 
 
 def default_units(shape: Sequence[int]) -> list[tuple[int, ...]]:
@@ -192,55 +213,110 @@ def default_units(shape: Sequence[int]) -> list[tuple[int, ...]]:
     return list(dict.fromkeys([centre, *corners]))
 
 
-def _check_units(units: object, layer: LayerRecord, ndim: int) -> list[tuple[int, ...]]:
-    shape = layer.output_shape[2:]
+def _check_units(units: object, layer: LayerRecord, shape: tuple[int, ...]
+                 ) -> list[tuple[int, ...]]:
     if units is None:
         return default_units(shape)
     if not isinstance(units, (list, tuple)) or not units:
-        raise TypeError(f"units must be a non-empty list of unit indices (tuples of {ndim} ints "
-                        f"per spatial axis), got {units!r}")
+        raise TypeError(f"units must be a non-empty list of unit indices (tuples of {len(shape)} "
+                        f"ints per spatial axis), got {units!r}")
     out = []
     for unit in units:
-        out.append(check_unit(unit, shape, layer.name, f"units must hold tuples of {ndim} ints"))
+        out.append(check_unit(unit, shape, layer.name,
+                              f"units must hold tuples of {len(shape)} ints"))
     return out
 
 
-def _check_layers(report: Report, layers: object) -> list[str]:
+def _check_layers(report: Report, layers: object, maps: Maps) -> list[str]:
     if layers is None:
-        return default_layers(report)
+        return default_layers(report, maps)
     names = [layers] if isinstance(layers, str) else layers
     if names == ["all"]:
-        return [r.name for r in spatial_records(report)]
+        return list(maps)
     if not isinstance(names, (list, tuple)) or not names:
         raise TypeError(f"layers must be None, 'all', a layer name or a list of names, "
                         f"got {layers!r}")
-    spatial = {r.name for r in spatial_records(report)}
     for name in names:
         report.layer(name)  # KeyError with close names
-        if name not in spatial:
-            raise ValueError(f"layer {name!r} has no spatial map (its output is flattened or "
-                             f"pooled globally): choose a layer before the head")
+        if name not in maps:
+            raise ValueError(f"layer {name!r} has no spatial map (its output is flattened, "
+                             f"pooled globally or split into tokens / windows): choose a layer "
+                             f"whose output is a map")
     return list(names)
 
 
 # -- the comparison -----------------------------------------------------------------------------
-def reach(report: Report, name: str) -> tuple[float, ...]:
-    """Per axis, the last input position any unit of any spatial layer up to ``name`` can see.
+def reach_tables(report: Report, maps: Maps) -> dict[str, tuple[list[float], ...]]:
+    """Per map row and axis, for every unit index ``q``: the last input position that units
+    ``0..q`` of the row can see through the graph.
 
     Distill fields assume unbounded maps; a map that drops pixels at its end (stride not
-    dividing the size) leaves input positions beyond its last unit's field unreachable.
+    dividing the size) leaves input positions beyond its last unit's field unreachable, but
+    only on the paths through that map: a ``1x1/2`` shortcut that never reads the last row does
+    not bound the ``3x3/2`` main path beside it. So reach follows each row's own inputs: the
+    maximum over the map rows feeding it (rows in between that are no map, such as a
+    channels-last block, pass positions through), where unit ``q`` reads units up to
+    :meth:`~stridelab.arith.ReceptiveField.last_unit_within` of the input row's field at the
+    end of its own field (the last index its window reads), clipped to the input row's size;
+    the model input reaches position ``q`` itself. ``-inf``: units that read only padding.
     """
     ndim = len(report.input_size) - 1
-    last: list[float] = [math.inf] * ndim
-    for record in spatial_records(report):
+    identity = ReceptiveField.identity(ndim)
+    # names can repeat (a functional ``relu`` in the scope of a module named ``relu``): a parent
+    # is the latest row of that name, and rows are kept by their index
+    latest: dict[str, int] = {"input": -1}
+    grids: dict[int, tuple[LayerRecord, tuple[int, ...], tuple[list[float], ...] | None]] = {
+        -1: (report.layers[0], (), None)} if report.layers else {}
+    feeders: dict[int, list[int]] = {}  # row -> the map rows (-1: the input) it reads
+    tables: dict[str, tuple[list[float], ...]] = {}
+    for index, record in enumerate(report.layers):
+        sources: list[int] = []
+        for parent in record.inputs:
+            at = latest.get(parent)
+            found = [] if at is None else [at] if at in grids else feeders.get(at, [])
+            sources += [f for f in found if f not in sources]
+        feeders[index] = sources
+        latest[record.name] = index
+        dims = _map_dims_of(record, maps)
+        if dims is None:
+            continue
         field = record.receptive_field
+        shape = map_shape(record, dims)
+        axes: list[list[float]] = []
         for axis in range(ndim):
-            n = record.output_shape[2 + axis]
-            end = (n - 1) * field.stride[axis] - field.padding[axis] + field.size[axis] - 1
-            last[axis] = min(last[axis], float(end))
-        if record.name == name:
-            break
-    return tuple(last)
+            row: list[float] = []
+            for q in range(shape[axis]):
+                end = q * field.stride[axis] - field.padding[axis] + field.size[axis] - 1
+                best = -math.inf
+                for source in sources:
+                    if source == -1:
+                        source_field, size, table = identity, report.input_size[1 + axis], None
+                    else:
+                        source_record, source_dims, source_tables = grids[source]
+                        assert source_tables is not None
+                        source_field = source_record.receptive_field
+                        size = map_shape(source_record, source_dims)[axis]
+                        table = source_tables[axis]
+                    last = source_field.axis(axis).last_unit_within(end)
+                    assert isinstance(last, int)
+                    if last < 0:
+                        continue
+                    last = min(last, size - 1)
+                    best = max(best, float(last) if table is None else table[last])
+                row.append(best)
+            axes.append(row)
+        grids[index] = (record, dims, tuple(axes))
+        tables[record.name] = tuple(axes)
+    return tables
+
+
+def _map_dims_of(record: LayerRecord, maps: Maps) -> tuple[int, ...] | None:
+    """The spatial dimensions of ``record``'s output if it is a map (a row sharing its name
+    with a later one must have an output of the same rank)."""
+    found = maps.get(record.name)
+    if found is None or len(found[0].output_shape) != len(record.output_shape):
+        return None
+    return found[1]
 
 
 def expected_box(record: LayerRecord, unit: Sequence[int], input_shape: Sequence[int],
@@ -253,7 +329,9 @@ def expected_box(record: LayerRecord, unit: Sequence[int], input_shape: Sequence
         start = Fraction(u) * field.stride[axis] - field.padding[axis]
         end = start + field.size[axis] - 1
         lo = max(math.ceil(start), 0)
-        hi = min(math.floor(end), input_shape[axis] - 1, math.floor(last[axis]))
+        hi = min(math.floor(end), input_shape[axis] - 1)
+        if last[axis] < hi:
+            hi = math.floor(last[axis]) if last[axis] > -math.inf else lo - 1
         region.append((float(start), float(end)))
         box.append((lo, hi))
         clipped.append(lo != start or hi != end)
@@ -319,9 +397,10 @@ def verify(report: Report, model: torch.nn.Module, *, units: object = None,
     dev = check_device(device)
     if not isinstance(samples, int) or isinstance(samples, bool) or samples < 1:
         raise ValueError(f"samples must be an int >= 1, got {samples!r}")
-    names = _check_layers(report, layers)
-    ndim = len(report.input_size) - 1
-    plan = {name: _check_units(units, report.layer(name), ndim) for name in names}
+    maps = map_records(report, row_layouts(report, model))
+    names = _check_layers(report, layers, maps)
+    plan = {name: _check_units(units, report.layer(name), map_shape(*maps[name]))
+            for name in names}
     net = randomised(model, seed, report.input_size, dev) if mode == "random" else model
     count = max((len(u) for u in plan.values()), default=0)
     if not names:
@@ -330,17 +409,22 @@ def verify(report: Report, model: torch.nn.Module, *, units: object = None,
     x = torch.randn((count * samples, *report.input_size), generator=generator).to(dev)
     x.requires_grad_(True)
     outputs = layer_outputs(report, net, x, names)
+    tables = reach_tables(report, maps)
     checks: list[UnitCheck] = []
     last_name = names[-1]
     for name in names:
-        record = report.layer(name)
+        record, dims = maps[name]
         wanted = plan[name]
         batch_units = [wanted[b % len(wanted)] for b in range(count * samples)]
-        grad = unit_gradients(outputs[name], batch_units, x, retain_graph=name != last_name)
+        output = as_map(outputs[name], dims)
+        # weighted channels: a channel sum can be constant (a LayerNorm over channels)
+        mix = 0.5 + torch.rand(output.shape[1], generator=generator)
+        grad = unit_gradients(output, batch_units, x, retain_graph=name != last_name,
+                              channel_weights=mix)
         support = grad.detach().abs().sum(dim=1)  # (batch, *spatial)
-        last = reach(report, name)
         for index, unit in enumerate(wanted):
             rows = [b for b in range(count * samples) if b % len(wanted) == index]
             united = support[rows].sum(dim=0)
+            last = tuple(tables[name][axis][u] for axis, u in enumerate(unit))
             checks.append(compare(record, unit, united, report.input_size[1:], last))
     return Verification(report.model_name, report.input_size, mode, samples, checks)

@@ -76,9 +76,11 @@ def _slide(call: Call, count: int, lead: Sequence[Dim] | None = None) -> Outcome
     """Apply the window of this call to the last ``count`` dimensions of its first input;
     ``lead`` replaces the dimensions before them (a convolution's output channels)."""
     tensor, info = call.first
-    mapped = _map_axes(info, count)
-    if mapped is None or len(call.out_shape) < count:
+    if len(call.out_shape) < count:
         return unknown(call, call.tracked())
+    mapped = _map_axes(info, count)
+    if mapped is None:
+        return _slide_in_blocks(call, count, lead, info)
     info, axes = mapped
     spatial_in = tuple(int(s) for s in tensor.shape[-count:])
     spatial_out = tuple(int(s) for s in call.out_shape[-count:])
@@ -95,6 +97,66 @@ def _slide(call: Call, count: int, lead: Sequence[Dim] | None = None) -> Outcome
     shown = [i for i, a in enumerate(axes) if a is not None]
     display = restrict(window, shown) if shown else None
     return Outcome([Result(field, layout, info.context)], window=display)
+
+
+def _block_axes(info: Info, count: int) -> list[int | None] | None:
+    """Axes of the last ``count`` dimensions when each holds the inner digit (step 1) of an axis
+    whose other digits index blocks: patches or windows folded into another dimension (TNT's
+    ``unfold`` + reshape of the image into 16x16 patches), each step a multiple of the inner
+    count, so blocks never overlap. None otherwise."""
+    layout = info.layout
+    rank = len(layout.dims)
+    axes: list[int | None] = []
+    for k in range(rank - count, rank):
+        dim = layout.dims[k]
+        held = [f for f in dim.factors if f.axis is not None]
+        if not held:
+            axes.append(None)
+            continue
+        inner = held[0]
+        if len(held) != 1 or len(dim.factors) != 1 or dim.before or dim.after or inner.step != 1:
+            return None
+        others = [f for d, f in layout.factors(inner.axis) if d != k and f.count > 1]  # type: ignore[arg-type]
+        if any(f.step < inner.count or f.step % inner.count for f in others):
+            return None
+        axes.append(inner.axis)
+    return axes
+
+
+def _slide_in_blocks(call: Call, count: int, lead: Sequence[Dim] | None, info: Info
+                     ) -> Outcome:
+    """A convolution or pooling that slides inside blocks (see :func:`_block_axes`), zero
+    padded at each block's border. Positions stay those of the input: output ``j`` of a block
+    starting at ``b`` sits at position ``b + j * s`` and reads ``k`` taps ``d`` apart from
+    ``p_before`` before it, i.e. the field grows as a kernel-``k``, stride-1 window with that
+    padding (Distill 2019) and the inner digit steps by ``s``. The field is the hull over the
+    block border (an upper bound there: the padding stands where the neighbouring block's
+    pixels are)."""
+    tensor, _ = call.first
+    axes = _block_axes(info, count)
+    if axes is None or all(a is None for a in axes):
+        return unknown(call, call.tracked())
+    spatial_in = tuple(int(s) for s in tensor.shape[-count:])
+    spatial_out = tuple(int(s) for s in call.out_shape[-count:])
+    window = window_of(call.name, call.args, call.kwargs, spatial_in, spatial_out)
+    if window is None or window.kind not in ("conv", "maxpool", "avgpool"):
+        return unknown(call, call.tracked())
+    field = info.field
+    dims = list(info.layout.dims[:-count] if lead is None else lead)
+    for i, (axis, size) in enumerate(zip(axes, spatial_out)):
+        if axis is None:
+            dims.append(lay.plain_dim(size))
+            continue
+        ks = tuple(window.kernel[i] if a == axis else 1 for a in range(call.ndim))
+        ds = tuple(window.dilation[i] if a == axis else 1 for a in range(call.ndim))
+        ps = tuple(window.padding[i] if a == axis else (0, 0) for a in range(call.ndim))
+        field = field.then(ks, 1, ps, ds)
+        dims.append(Dim((Factor(axis, size, window.stride[i]),)))
+    layout = Layout(tuple(dims), info.layout.base)
+    if layout.shape != call.out_shape:
+        return unknown(call, call.tracked())
+    shown = [i for i, a in enumerate(axes) if a is not None]
+    return Outcome([Result(field, layout, info.context)], window=restrict(window, shown))
 
 
 def _digit_count(name: str) -> int:

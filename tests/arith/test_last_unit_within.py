@@ -1,0 +1,39 @@
+"""``ReceptiveField.last_unit_within``: the last index of an earlier map that a later unit reads,
+against a brute-force oracle (:func:`stridelab.arith.windows` lists every tap of every window)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stridelab.arith import ReceptiveField, windows
+from tests._budget import budget
+
+
+@settings(max_examples=budget(100))
+@given(r=st.integers(1, 9), big_s=st.integers(1, 4), big_p=st.integers(0, 6),
+       k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3), size=st.integers(1, 30))
+def test_last_index_a_window_reads(r: int, big_s: int, big_p: int, k: int, s: int, d: int,
+                                   size: int) -> None:
+    earlier = ReceptiveField((r,), (big_s,), (big_p,))
+    pad = (d * (k - 1)) // 2
+    if size + 2 * pad < d * (k - 1) + 1:
+        return
+    later = earlier.then(k, s, pad, d)
+    for u, taps in enumerate(windows(size, k, s, pad, d)):
+        end = later.end(u)
+        assert isinstance(end, (int, Fraction))
+        assert earlier.last_unit_within(end) == max(taps)
+
+
+def test_per_axis_fractions_and_errors() -> None:
+    field = ReceptiveField((3, 5), (2, 1), (1, 2))
+    assert field.last_unit_within((Fraction(7, 2), 3)) == (1, 1)  # floor((7/2 - 1) / 2), 3 - 2
+    assert field.last_unit_within(0) == (-1, -2)  # even unit 0 ends after position 0
+    with pytest.raises(TypeError, match="position"):
+        field.last_unit_within(1.5)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="position"):
+        field.last_unit_within((1, 2, 3))
