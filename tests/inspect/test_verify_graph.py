@@ -85,10 +85,13 @@ def test_effective_field_of_a_channels_last_row() -> None:
                                 min(end[1], 31))
 
 
-def test_reach_follows_the_latest_row_of_a_repeated_name() -> None:
+def test_a_function_row_never_takes_a_module_rows_name() -> None:
+    """FX names a functional ``relu`` in the scope of a module called ``relu`` "relu" too; the
+    recorder gives it a suffix so names stay unique, and verify follows both rows."""
     model = vm.RepeatedName()
     report = stridelab.inspect(model, (3, 32, 32))
-    assert [r.name for r in report.layers].count("relu") == 2
+    names = [r.name for r in report.layers]
+    assert len(names) == len(set(names)) and "relu_1" in names
     result = report.verify(model, layers=["main", "add"], units=[(7, 7)], samples=1)
     assert result.ok, str(result)
     assert all(c.measured is not None and c.measured[0][1] == 31 for c in result.checks)
