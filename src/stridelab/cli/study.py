@@ -96,6 +96,8 @@ def add_parser(subparsers: Any) -> None:
                        help=DEFAULTS_HELP)
     train.add_argument("--augment", choices=("none", "shift"), default=d["augment"],
                        help="training augmentation: random shifts of up to 2 px " + DEFAULTS_HELP)
+    train.add_argument("--val-every", type=_positive_int, default=d["val_every"],
+                       help="validate after every N-th epoch and after the last " + DEFAULTS_HELP)
     train.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d["device"],
                        help=DEFAULTS_HELP)
     measure = parser.add_argument_group("measurements")
@@ -128,7 +130,8 @@ def run(args: argparse.Namespace) -> int:
         canvas=args.canvas, variants=args.variants,
         seeds=args.seeds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        augment=args.augment, depth=args.depth, width=args.width, image_size=args.image_size,
+        augment=args.augment, val_every=args.val_every, depth=args.depth, width=args.width,
+        image_size=args.image_size,
         train_limit=args.train_limit, max_shift=args.max_shift,
         latency_repeats=args.latency_repeats, device=args.device,
     )
