@@ -75,6 +75,7 @@ class StudyConfig:
     train_limit: int | None = None
     max_shift: int = 4
     latency_repeats: int = 20
+    effective_field: bool = True  # measure each model's effective receptive field (~3 s each)
     device: str = "auto"
 
     def validate(self) -> None:
