@@ -43,6 +43,10 @@ from stridelab.study.train import (
     train_model,
 )
 
+# Options added after run folders already existed, with the value of the older behaviour
+# (validation after every epoch, effective field measured): such folders still --resume.
+ADDED_OPTIONS: dict[str, Any] = {"val_every": 1, "effective_field": True}
+
 
 def run_study(config: StudyConfig, *, resume: bool = False, overwrite: bool = False,
               progress: ProgressHook | None = None) -> dict[str, Any] | None:
@@ -100,7 +104,8 @@ def _prepare(config: StudyConfig, info: ddp.DistInfo, device: torch.device, *, r
     failure: Exception | None = None
     if info.is_main:
         try:
-            prepare_run_dir(config.run_dir, config.to_dict(), resume=resume, overwrite=overwrite)
+            prepare_run_dir(config.run_dir, config.to_dict(), resume=resume, overwrite=overwrite,
+                            added_options=ADDED_OPTIONS)
         except Exception as err:  # re-raised below, after telling the other ranks
             failure = err
     ok = ddp.broadcast_flag(failure is None, info, device)
