@@ -123,6 +123,7 @@ def test_torchrun_two_cpu_processes(uninterrupted: Path, tmp_path: Path) -> None
 
 @pytest.mark.parametrize(("flags", "fragment"), [
     (["--epochs", "0"], "--epochs"),
+    (["--val-every", "0"], "--val-every"),
     (["--variants", "strided,bogus"], "bogus"),
     (["--variants", "strided,strided"], "strided"),
     (["--dataset", "mnist"], "dataset"),

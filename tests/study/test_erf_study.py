@@ -45,6 +45,10 @@ def test_entry_matches_effective_field_and_the_theory() -> None:
     assert init["field"] == report.field_at(init["layer"]).to_dict()
     heat = np.asarray(init["map"])
     assert heat.shape == (24, 24) and heat.sum() == pytest.approx(1.0, abs=1e-4)
+    # the trained model's field is measured with the same (shared) capture: same as direct
+    trained_direct = stridelab.effective_field(trained, (1, 24, 24), inputs=images[:SAMPLES])
+    assert entry["trained"]["extent95"] == pytest.approx(list(trained_direct.extent(0.95)))
+    assert np.asarray(entry["trained"]["map"]) == pytest.approx(trained_direct.map, abs=1e-6)
     assert initial.training  # the train/eval flag is restored
     with pytest.raises(ValueError, match="images must be"):
         measure_effective_field(initial, torch.zeros(3, 24, 24))
@@ -75,3 +79,20 @@ def test_report_shows_theory_beside_effective_field(tmp_path: Path) -> None:
         assert picture.height > 500  # one row per measured variant, two of them
         assert np.asarray(picture.convert("L"), dtype=np.float64).std() > 10
     assert markdown_lines(fixed_results()) == []  # old results: no section, no plot
+
+
+def test_study_without_effective_field_skips_it_and_says_so(tmp_path: Path) -> None:
+    from stridelab.study.config import StudyConfig
+    from stridelab.study.runner import run_study
+
+    config = StudyConfig(name="no-erf", runs_dir=str(tmp_path), dataset="scenes", canvas=32,
+                         task="segment", variants="os32-strided", train_limit=16, seeds=1,
+                         epochs=1, batch_size=16, depth=8, width=4, latency_repeats=1,
+                         effective_field=False, device="cpu")
+    results = run_study(config)
+    assert results is not None
+    seed = results["variants"][0]["seeds"][0]
+    assert "effective_field" not in seed and "mIoU" in seed
+    report = (tmp_path / "no-erf" / "report.md").read_text()
+    assert "Effective receptive field" not in report and "| n/a |" in report
+    assert not (tmp_path / "no-erf" / "effective_fields.png").exists()

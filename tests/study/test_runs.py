@@ -69,3 +69,23 @@ def test_latest_checkpoint_is_numeric(tmp_path: Path) -> None:
 def test_bad_run_names(name: str) -> None:
     with pytest.raises(ValueError, match="name"):
         runs.check_name(name)
+
+
+def test_a_folder_saved_before_an_option_existed_resumes_with_its_old_value(
+        tmp_path: Path) -> None:
+    from stridelab.study.config import StudyConfig
+    from stridelab.study.runner import ADDED_OPTIONS
+
+    run_dir = tmp_path / "old"
+    current = StudyConfig().to_dict()
+    older = {k: v for k, v in current.items() if k not in ADDED_OPTIONS}
+    runs.prepare_run_dir(run_dir, older, resume=False, overwrite=False)  # an older config.json
+    assert runs.prepare_run_dir(run_dir, current, resume=True, overwrite=False,
+                                added_options=ADDED_OPTIONS) is True
+    with pytest.raises(ValueError, match="val_every"):
+        runs.prepare_run_dir(run_dir, {**current, "val_every": 2}, resume=True, overwrite=False,
+                             added_options=ADDED_OPTIONS)
+    with pytest.raises(ValueError, match="val_every"):  # without the table: a real difference
+        runs.prepare_run_dir(run_dir, current, resume=True, overwrite=False)
+    # the defaults are what the older versions did
+    assert {k: current[k] for k in ADDED_OPTIONS} == ADDED_OPTIONS

@@ -14,6 +14,7 @@ from stridelab.study.data import load_dataset
 from stridelab.study.distributed import DistInfo
 from stridelab.study.train import (
     SilentProgress,
+    accuracy,
     cosine_with_warmup,
     epoch_batches,
     random_shift,
@@ -114,3 +115,23 @@ def test_random_shift_moves_pixels_and_fills_black() -> None:
 def test_bad_settings_name_the_field(field: str, value: object) -> None:
     with pytest.raises(ValueError, match=field):
         TrainSettings(**{field: value}).validate()  # type: ignore[arg-type]
+
+
+def test_val_every_validates_only_then_and_at_the_end_without_changing_training(
+        tiny_splits, tmp_path: Path) -> None:
+    every = _train(tiny_splits, tmp_path / "every", TrainSettings(epochs=3, batch_size=16))
+    sparse = _train(tiny_splits, tmp_path / "sparse",
+                    TrainSettings(epochs=3, batch_size=16, val_every=2))
+    assert [("val_accuracy" in h) for h in every.history] == [True, True, True]
+    assert [("val_accuracy" in h) for h in sparse.history] == [False, True, True]
+    assert _same_state(every.model, sparse.model)  # validation never touches the weights
+    assert [h["loss"] for h in sparse.history] == [h["loss"] for h in every.history]
+    # the recorded score is the final model's validation accuracy, computed independently
+    direct = accuracy(sparse.model, tiny_splits.val_x, tiny_splits.val_y, tiny_splits, DEVICE)
+    assert sparse.history[-1]["val_accuracy"] == pytest.approx(direct)
+
+
+@pytest.mark.parametrize("val_every", [0, -1, 1.5])
+def test_bad_val_every(val_every: object) -> None:
+    with pytest.raises(ValueError, match="val_every"):
+        TrainSettings(val_every=val_every).validate()  # type: ignore[arg-type]

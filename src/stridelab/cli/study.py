@@ -96,6 +96,8 @@ def add_parser(subparsers: Any) -> None:
                        help=DEFAULTS_HELP)
     train.add_argument("--augment", choices=("none", "shift"), default=d["augment"],
                        help="training augmentation: random shifts of up to 2 px " + DEFAULTS_HELP)
+    train.add_argument("--val-every", type=_positive_int, default=d["val_every"],
+                       help="validate after every N-th epoch and after the last " + DEFAULTS_HELP)
     train.add_argument("--device", choices=("cpu", "cuda", "auto"), default=d["device"],
                        help=DEFAULTS_HELP)
     measure = parser.add_argument_group("measurements")
@@ -103,6 +105,9 @@ def add_parser(subparsers: Any) -> None:
                          help="largest shift (px per axis) for shift-consistency " + DEFAULTS_HELP)
     measure.add_argument("--latency-repeats", type=_positive_int, default=d["latency_repeats"],
                          help=DEFAULTS_HELP)
+    measure.add_argument("--no-effective-field", dest="effective_field", action="store_false",
+                         help="skip the effective receptive field of each model (about 3 s "
+                              "per model; its report section and column then say n/a)")
     runs = parser.add_argument_group("run folder")
     runs.add_argument("--name", default=d["name"], help="run name: runs/<name>/ " + DEFAULTS_HELP)
     runs.add_argument("--runs-dir", default=d["runs_dir"], help=DEFAULTS_HELP)
@@ -128,9 +133,11 @@ def run(args: argparse.Namespace) -> int:
         canvas=args.canvas, variants=args.variants,
         seeds=args.seeds, seed=args.seed, epochs=args.epochs, batch_size=args.batch_size,
         optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
-        augment=args.augment, depth=args.depth, width=args.width, image_size=args.image_size,
+        augment=args.augment, val_every=args.val_every, depth=args.depth, width=args.width,
+        image_size=args.image_size,
         train_limit=args.train_limit, max_shift=args.max_shift,
-        latency_repeats=args.latency_repeats, device=args.device,
+        latency_repeats=args.latency_repeats, effective_field=args.effective_field,
+        device=args.device,
     )
     console = Console(stderr=True)
     if args.quiet:

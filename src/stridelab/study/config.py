@@ -25,10 +25,14 @@ class TrainSettings:
     momentum: float = 0.9
     augment: str = "none"
     max_augment_shift: int = 2
+    val_every: int = 1  # validate after every val_every-th epoch and always after the last
 
     def validate(self) -> None:
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1; got {self.epochs}")
+        if not isinstance(self.val_every, int) or self.val_every < 1:
+            raise ValueError(f"val_every must be an int >= 1 (epochs between validations); "
+                             f"got {self.val_every!r}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
@@ -64,12 +68,14 @@ class StudyConfig:
     lr: float = 0.05
     weight_decay: float = 5e-4
     augment: str = "none"
+    val_every: int = 1
     depth: int = 8
     width: int = 16
     image_size: int = 32
     train_limit: int | None = None
     max_shift: int = 4
     latency_repeats: int = 20
+    effective_field: bool = True  # measure each model's effective receptive field (~3 s each)
     device: str = "auto"
 
     def validate(self) -> None:
@@ -120,7 +126,8 @@ class StudyConfig:
     def train_settings(self) -> TrainSettings:
         return TrainSettings(epochs=self.epochs, batch_size=self.batch_size,
                              optimizer=self.optimizer, lr=self.lr,
-                             weight_decay=self.weight_decay, augment=self.augment)
+                             weight_decay=self.weight_decay, augment=self.augment,
+                             val_every=self.val_every)
 
     def seed_list(self) -> list[int]:
         """Training seeds: ``seed``, ``seed + 1``, ... (``seeds`` of them)."""

@@ -29,11 +29,13 @@ SAMPLES = 16
 
 
 def measure_effective_field(model: torch.nn.Module, images: torch.Tensor,
-                            device: torch.device | str = "cpu") -> dict[str, Any]:
+                            device: torch.device | str = "cpu", *,
+                            report: Any = None) -> dict[str, Any]:
     """The effective field of the last spatial layer's centre unit over ``images``
     (``(N, C, H, W)``, normalised as the model sees them), as a JSON-friendly dict: layer, unit,
     theoretical field, ``extent95``, ``radius68``, ``std``, ``ratio95``, ``clipped`` and the
-    normalised ``map`` (rounded to 6 significant digits)."""
+    normalised ``map`` (rounded to 6 significant digits). ``report``: a ``stridelab.inspect``
+    report of a model of the same architecture at this input size (skips capturing it again)."""
     import torch
 
     from stridelab.inspect.erf import effective_field
@@ -43,7 +45,7 @@ def measure_effective_field(model: torch.nn.Module, images: torch.Tensor,
     was_training = model.training
     try:
         erf = effective_field(model, tuple(images.shape[1:]), inputs=images.to(torch.float32),
-                              device=device)
+                              device=device, report=report)
     finally:
         model.train(was_training)
     return {
@@ -61,9 +63,12 @@ def effective_field_entry(initial: torch.nn.Module, trained: torch.nn.Module,
                           ) -> dict[str, Any]:
     """``{"init": ..., "trained": ...}`` from :func:`measure_effective_field` on the first
     :data:`SAMPLES` of ``images`` (the runner passes the normalised test images)."""
+    from stridelab.inspect import inspect
+
     subset = images[:SAMPLES]
-    return {"init": measure_effective_field(initial, subset, "cpu"),
-            "trained": measure_effective_field(trained, subset, device)}
+    report = inspect(initial, tuple(subset.shape[1:]))  # one capture: same architecture twice
+    return {"init": measure_effective_field(initial, subset, "cpu", report=report),
+            "trained": measure_effective_field(trained, subset, device, report=report)}
 
 
 # -- report -------------------------------------------------------------------------------------

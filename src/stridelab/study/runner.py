@@ -43,6 +43,10 @@ from stridelab.study.train import (
     train_model,
 )
 
+# Options added after run folders already existed, with the value of the older behaviour
+# (validation after every epoch, effective field measured): such folders still --resume.
+ADDED_OPTIONS: dict[str, Any] = {"val_every": 1, "effective_field": True}
+
 
 def run_study(config: StudyConfig, *, resume: bool = False, overwrite: bool = False,
               progress: ProgressHook | None = None) -> dict[str, Any] | None:
@@ -100,7 +104,8 @@ def _prepare(config: StudyConfig, info: ddp.DistInfo, device: torch.device, *, r
     failure: Exception | None = None
     if info.is_main:
         try:
-            prepare_run_dir(config.run_dir, config.to_dict(), resume=resume, overwrite=overwrite)
+            prepare_run_dir(config.run_dir, config.to_dict(), resume=resume, overwrite=overwrite,
+                            added_options=ADDED_OPTIONS)
         except Exception as err:  # re-raised below, after telling the other ranks
             failure = err
     ok = ddp.broadcast_flag(failure is None, info, device)
@@ -140,11 +145,13 @@ def _static(model: torch.nn.Module, input_size: tuple[int, int, int]) -> dict[st
     return static
 
 
-def effective_field(initial: torch.nn.Module, trained: torch.nn.Module,
+def effective_field(initial: torch.nn.Module | None, trained: torch.nn.Module,
                     data: Splits | SceneSplits, device: torch.device) -> dict[str, Any]:
     """Effective receptive field (Luo et al. 2016) of the variant at initialisation and after
     training, on the first :data:`~stridelab.study.erf.SAMPLES` normalised test images
     (:func:`stridelab.study.erf.effective_field_entry`)."""
+    if initial is None:
+        raise ValueError("effective_field needs the untrained model (config.effective_field)")
     return effective_field_entry(initial, trained, data.normalize(data.test_x[:SAMPLES]), device)
 
 
@@ -179,18 +186,20 @@ def _run_variant(config: StudyConfig, task: str, variant: Any, data: Splits | Sc
             continue
         seed_everything(seed)
         model = variant.build(num_classes=num_classes, in_channels=data.in_channels)
-        initial = copy.deepcopy(model) if info.is_main else None  # for its effective field
+        # the untrained model, for its effective field
+        initial = copy.deepcopy(model) if info.is_main and config.effective_field else None
         label = variant.name if task == "classify" else f"{task} {variant.name}"
         outcome = train_model(model, objective, config.train_settings(), seed=seed,
                               directory=directory, device=device, info=info,
                               progress=progress, label=f"{label} seed {seed}")
         if info.is_main:
             result = _measure(config, outcome.model, objective, device, input_size)
-            assert initial is not None
             result.update(seed=seed, train_seconds=outcome.train_seconds,
                           resumed_from_epoch=outcome.resumed_from_epoch,
-                          history=outcome.history,
-                          effective_field=effective_field(initial, outcome.model, data, device))
+                          history=outcome.history)
+            if config.effective_field:
+                result["effective_field"] = effective_field(initial, outcome.model, data,
+                                                            device)
             atomic_write_json(result_path, result)
             entry["seeds"].append(result)
         ddp.barrier(info)

@@ -93,11 +93,13 @@ def check_name(name: str) -> str:
 
 
 def prepare_run_dir(run_dir: Path, config: dict[str, Any], *, resume: bool,
-                    overwrite: bool) -> bool:
+                    overwrite: bool, added_options: dict[str, Any] | None = None) -> bool:
     """Create ``run_dir`` with ``config.json``; returns True when continuing an existing study.
 
     An existing folder needs ``resume`` (its config.json must equal ``config``) or ``overwrite``
     (the folder is deleted first); otherwise ValueError, so nobody's results are clobbered.
+    ``added_options``: options newer than some saved config.json files, with the value that
+    reproduces the older behaviour; a saved config.json without such a key counts as having it.
     """
     config_path = run_dir / "config.json"
     if run_dir.exists() and overwrite:
@@ -111,7 +113,7 @@ def prepare_run_dir(run_dir: Path, config: dict[str, Any], *, resume: bool,
                              "continue it, --overwrite to start again, or another --name")
         if not config_path.is_file():
             raise ValueError(f"cannot resume {str(run_dir)!r}: config.json is missing")
-        saved = read_json(config_path)
+        saved = {**(added_options or {}), **read_json(config_path)}
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         if changed:
             raise ValueError(f"cannot resume {str(run_dir)!r}: options differ from its "

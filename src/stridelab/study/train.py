@@ -9,6 +9,9 @@
   validation score); a :class:`~stridelab.study.data.Splits` means single-label classification
   (:class:`ClassificationObjective`, cross-entropy). The scene tasks bring their own
   (:mod:`stridelab.study.tasks`).
+* Validation: the objective's validation score after every ``val_every``-th epoch and after the
+  last one, recorded in that epoch's history entry (``val_every = epochs``: only at the end, which
+  saves the per-epoch COCO evaluations of a short detection run).
 * Checkpoints: after every completed epoch, ``epoch-<e>.pt`` (model, optimizer, scheduler, history,
   elapsed training seconds and the global RNG states), written atomically. Resuming loads the last
   one and restarts the interrupted epoch from its beginning.
@@ -155,6 +158,12 @@ def cosine_with_warmup(total_steps: int) -> Callable[[int], float]:
     return factor
 
 
+def validates_after(epoch: int, settings: TrainSettings) -> bool:
+    """Whether epoch ``epoch`` (1-based) ends with a validation: every ``val_every``-th epoch and
+    always the last one."""
+    return epoch % settings.val_every == 0 or epoch == settings.epochs
+
+
 def epoch_batches(n_images: int, batch_size: int, seed: int, epoch: int,
                   world_size: int) -> tuple[list[torch.Tensor], torch.Generator]:
     """Shuffled global batches of epoch ``epoch`` and the epoch's generator for augmentation.
@@ -256,14 +265,14 @@ def train_model(model: nn.Module, data: Splits | Objective, settings: TrainSetti
             if crash_after and _steps_in_process >= crash_after:
                 os.kill(os.getpid(), signal.SIGKILL)
         loss_sum, correct, seen = all_reduce_sum([loss_sum, correct, seen], info, device)
-        validation = objective.validation_score(model, device)
+        record: dict[str, float] = {"epoch": epoch, "loss": loss_sum / seen,
+                                    "train_accuracy": correct / seen}
+        if validates_after(epoch, settings):
+            record[objective.validation_key] = objective.validation_score(model, device)
         seconds = time.perf_counter() - started
         outcome.train_seconds += seconds
-        outcome.history.append({
-            "epoch": epoch, "loss": loss_sum / seen, "train_accuracy": correct / seen,
-            objective.validation_key: validation, "lr": float(scheduler.get_last_lr()[0]),
-            "seconds": seconds,
-        })
+        record.update(lr=float(scheduler.get_last_lr()[0]), seconds=seconds)
+        outcome.history.append(record)
         if info.is_main:
             atomic_torch_save(checkpoint_path(directory, epoch), {
                 "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),

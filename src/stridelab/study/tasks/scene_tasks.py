@@ -10,10 +10,13 @@ Each task is an :class:`~stridelab.study.train.Objective` (what training optimiz
   their classes' AP), it needs no tie-breaking rule, and it has a threshold-free metric.
   ``consistency``: the fraction of test images whose predicted set of classes (probability > 0.5)
   is the same under two random shifts (Zhang 2019's measure, for sets).
-* ``segment``: per-pixel cross-entropy over background + classes, each label weighted by the inverse
-  square root of its pixel frequency in the training masks (normalized to a mean pixel weight of
-  1: about 90 % of the pixels are background, and unweighted short trainings collapse to "all
-  background"); ``mIoU``, ``boundary_F1`` and
+* ``segment``: per-pixel cross-entropy over background + classes with class-balanced weights
+  (:func:`balanced_class_weights`: each label weighted by the inverse of its pixel frequency in
+  the training masks, mean pixel weight 1). About 90 % of the pixels are background: unweighted
+  short trainings, and even inverse-square-root weights, collapse to "all background" (os8,
+  width 8, 160 steps of 16 scenes: mIoU 0.0 % with inverse-square-root weights, 4.8 % balanced;
+  20 % balanced after 320 steps);
+  ``mIoU``, ``boundary_F1`` and
   ``IoU_small`` / ``IoU_medium`` / ``IoU_large`` (IoU of the objects of each size bucket).
 * ``detect``: CenterNet targets and loss (:mod:`stridelab.nn.centernet`); COCO ``AP``, ``AP50``,
   ``AP75``, ``AP_small`` / ``AP_medium`` / ``AP_large`` from pycocotools.
@@ -133,17 +136,30 @@ class MultiLabelTask(SceneTask):
         return result
 
 
+def balanced_class_weights(labels: torch.Tensor, num_labels: int) -> torch.Tensor:
+    """Class-balanced loss weights (King & Zeng 2001; scikit-learn's ``class_weight="balanced"``):
+    ``w_c = n / (k * n_c)`` for the ``k`` labels present among the ``n`` labelled pixels (``n_c``
+    of label ``c``), so every present label carries the same total weight and the mean weight
+    per pixel is 1; labels absent from ``labels`` get 1. ``IGNORE_LABEL`` pixels are skipped.
+    Returns a float32 tensor of ``num_labels`` weights."""
+    labelled = labels[labels != IGNORE_LABEL].flatten().long()
+    if labelled.numel() and (int(labelled.min()) < 0 or int(labelled.max()) >= num_labels):
+        raise ValueError(f"labels must lie in [0, {num_labels}) or be {IGNORE_LABEL} (ignored); "
+                         f"got values in [{int(labelled.min())}, {int(labelled.max())}]")
+    counts = torch.bincount(labelled, minlength=num_labels).double()
+    present = counts > 0
+    weights = torch.ones(num_labels, dtype=torch.float64)
+    weights[present] = counts.sum() / (int(present.sum()) * counts[present])
+    return weights.float()
+
+
 class SegmentTask(SceneTask):
     name = "segment"
 
     def __init__(self, data: SceneSplits) -> None:
         super().__init__(data)
         self.masks = torch.from_numpy(np.ascontiguousarray(data.train.masks, dtype=np.int64))
-        labelled = self.masks[self.masks != IGNORE_LABEL]
-        counts = torch.bincount(labelled, minlength=data.num_classes + 1).double()
-        frequency = counts / counts.sum().clamp_min(1)
-        weights = (frequency + 1e-4).rsqrt()
-        self.class_weights = (weights / (weights * frequency).sum()).float()
+        self.class_weights = balanced_class_weights(self.masks, data.num_classes + 1)
 
     def train_targets(self, indices: torch.Tensor) -> torch.Tensor:
         return self.masks[indices]
