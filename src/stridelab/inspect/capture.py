@@ -243,11 +243,17 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def _store(self, group: Group, name: str, args: tuple[Any, ...],
                outputs: list[torch.Tensor], outcome: Outcome) -> None:
         results = outcome.results
+        given_up: dict[int, ReceptiveField] = {}  # frozen field per result (norms: 2 extras)
         for index, t in enumerate(outputs):
-            result = results[min(index, len(results) - 1)]
+            if index and not t.numel():
+                continue  # an empty extra output (eval batch norm's saved statistics): no data
+            which = min(index, len(results) - 1)
+            result = results[which]
             if result.layout.shape != tuple(t.shape):
-                result = Result(frozen(Info(result.field, result.layout, result.context, 0)),
-                                lay.plain(tuple(t.shape), self.ndim), result.context)
+                if which not in given_up:
+                    given_up[which] = frozen(Info(result.field, result.layout, result.context, 0))
+                result = Result(given_up[which], lay.plain(tuple(t.shape), self.ndim),
+                                result.context)
             self.infos[t] = Info(result.field, result.layout, result.context, group.index)
         fixed = False
         if name in ("convolution", "_convolution") and len(args) > 1:
