@@ -1,8 +1,7 @@
 """General convolution as patch gathering plus BLAS (im2col), forward and backward.
 
 Forward: the output positions are cut into cache-sized pieces (:mod:`~stridelab.ops._chunks`);
-the patches of a piece are copied from the padded channels-last input (the whole input, or the
-piece's band of rows: :mod:`~stridelab.ops._patchsource`) into the thread's reused
+the patches of a piece are copied from the padded channels-last input into the thread's reused
 ``(rows, taps * C_in/g)`` buffer (rows are *output* positions only, so stride ``s`` gathers
 1/prod(s) of the stride-1 rows) and multiplied by the ``(taps * C_in/g, C_out/g)`` weight matrix
 straight into the result. Backward, per piece: ``grad_weight += patches.T @ grad_out`` and
@@ -22,8 +21,8 @@ from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._gradbuffer import GradBuffer
 from stridelab.ops._layout import as_channels_first
 from stridelab.ops._parallel import run_pieces
-from stridelab.ops._patchsource import patch_source
 from stridelab.ops._weights import WEIGHTS
+from stridelab.ops._windows import channels_last_padded, window_view
 from stridelab.ops._workspace import scratch
 
 FEW_CHANNELS = 16  # below this, input gradients are accumulated channels-first (long runs)
@@ -52,11 +51,11 @@ def cached_weight_matrix(w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     return WEIGHTS.get(w, ("gemm", geom.groups), lambda a: weight_matrix(a, geom))
 
 
-def gather(part: np.ndarray, piece: Piece, geom: ConvGeometry) -> np.ndarray:
-    """A piece's windows ``part`` as ``(g, rows, taps * C_in/g)`` patches in this thread's
-    column buffer."""
+def gather(view: np.ndarray, piece: Piece, geom: ConvGeometry) -> np.ndarray:
+    """Patches of ``piece`` as ``(g, rows, taps * C_in/g)`` in this thread's column buffer."""
+    part = view[piece.images, piece.rows]
     cig = geom.in_per_group
-    cols = scratch("cols", (geom.groups, piece.count, geom.taps * cig), part.dtype)
+    cols = scratch("cols", (geom.groups, piece.count, geom.taps * cig), view.dtype)
     shaped = cols.reshape(geom.groups, *part.shape[:-1], cig)
     if geom.groups == 1:
         np.copyto(shaped[0], part)
@@ -66,18 +65,25 @@ def gather(part: np.ndarray, piece: Piece, geom: ConvGeometry) -> np.ndarray:
     return cols
 
 
+def padded_view(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Window view of ``x`` padded channels-last in this thread's reused ``padded`` buffer."""
+    shape = (geom.batch, *geom.padded_extent, geom.in_channels)
+    buf = channels_last_padded(x, geom.pads, geom.padded_extent,
+                               out=scratch("padded", shape, x.dtype))
+    return window_view(buf, geom)
+
+
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
-    units = plan(geom, x.itemsize)
-    source = patch_source(x, geom, units)
+    view = padded_view(x, geom)
     wmat = cached_weight_matrix(w, geom)
     g, cog = geom.groups, geom.out_per_group
     out_cl = np.empty((geom.batch, *geom.out_size, geom.out_channels), dtype=x.dtype)
     out_rows = out_cl.reshape(-1, g, cog)
-    pieces = [piece for unit in units for piece in unit]
+    pieces = [piece for unit in plan(geom, x.itemsize) for piece in unit]
 
     def work(index: int) -> None:
         piece = pieces[index]
-        cols = gather(source.windows(piece), piece, geom)
+        cols = gather(view, piece, geom)
         target = out_rows[piece.start:piece.start + piece.count]
         for group in range(g):
             np.matmul(cols[group], wmat[group], out=target[:, group, :])
@@ -98,21 +104,22 @@ def backward(
     added into the piece's windows of the input gradient (col2im; stripes touch disjoint images).
     """
     g, cog, kc = geom.groups, geom.out_per_group, geom.taps * geom.in_per_group
-    units = plan(geom, g_cl.dtype.itemsize, backward=True)
-    source = patch_source(x, geom, units) if need_w and x is not None else None
+    view = None
+    if need_w and x is not None:
+        view = padded_view(x, geom)
     few = g == 1 and geom.in_channels < FEW_CHANNELS
     acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few) if need_x else None
     wmat = cached_weight_matrix(w, geom)
     taps = list(product(*(range(k) for k in geom.kernel)))
     grad_rows = g_cl.reshape(-1, g, cog)
-    groups = stripes(units)
-    partial_w = np.zeros((len(groups), g, kc, cog), dtype=g_cl.dtype) if source is not None else None
+    groups = stripes(plan(geom, g_cl.dtype.itemsize, backward=True))
+    partial_w = np.zeros((len(groups), g, kc, cog), dtype=g_cl.dtype) if view is not None else None
 
     def work(slot: int) -> None:
         for piece in groups[slot]:
             grads = grad_rows[piece.start:piece.start + piece.count]
-            if source is not None and partial_w is not None:
-                cols = gather(source.windows(piece), piece, geom)
+            if view is not None and partial_w is not None:
+                cols = gather(view, piece, geom)
                 product_w = scratch("grad_w", (kc, cog), g_cl.dtype)
                 for group in range(g):
                     np.matmul(cols[group].T, grads[:, group, :], out=product_w)

@@ -29,14 +29,13 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
 
 def channels_last_padded(
     x: np.ndarray, pads: Sequence[tuple[int, int]], extent: Sequence[int], fill: float = 0.0,
-    out: np.ndarray | None = None, *, split: bool = True,
+    out: np.ndarray | None = None,
 ) -> np.ndarray:
     """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled.
 
     ``extent`` is the padded length actually read per axis; input positions beyond it (pixels no
     window reaches) are not copied. ``out`` (any contents, that shape and dtype) is filled
-    instead of a new array; every element is written. ``split=False`` copies on the calling
-    thread only (for callers that already run on a worker thread).
+    instead of a new array; every element is written.
     """
     n, c = x.shape[:2]
     buf = np.empty((n, *extent, c), dtype=x.dtype) if out is None else out
@@ -52,10 +51,7 @@ def channels_last_padded(
             buf[(slice(None),) * (axis + 1) + (slice(before + stop, None),)] = fill
     dst_index.append(slice(None))
     moved = np.moveaxis(x[tuple(src_index)], 1, -1)
-    if split:
-        copy_into(buf[tuple(dst_index)], moved)
-    else:
-        np.copyto(buf[tuple(dst_index)], moved)
+    copy_into(buf[tuple(dst_index)], moved)
     return buf
 
 
