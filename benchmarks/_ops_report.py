@@ -165,7 +165,10 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 - The weight matrix (`(taps * C_in, C_out)`, a transposing copy) is cached per weight array and
   rebuilt when the array or its bytes change.
 - 1x1 strided on an NCHW input: the subsample is copied once as a `(C_in, N x positions)` matrix
-  (reading only the sampled rows) and multiplied by the weight in one GEMM.
+  (reading only the sampled rows) and multiplied by the weight in one GEMM. Its backward is one
+  pass over bands of output rows: `grad_weight += grad_out^T @ subsample` with the subsample
+  copied band by band, and `grad_out @ W` written straight into the sampled pixels of the input
+  gradient (the others stay zero); nothing input-sized is copied.
 - Backward: per piece, `grad_weight += patches.T @ grad_out` and `grad_patches = grad_out @ W.T`,
   whose tap blocks are added into strided windows of the input gradient (col2im). Threads take
   whole images, so no two threads add into the same pixels. For the 3-channel stem the gradient
@@ -174,6 +177,19 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   counts the BLAS multiply-adds: exactly the strided MACs; this benchmark checks the same).
 - Threads: `threads=` on `conv` / `conv_backward`, else `STRIDELAB_NUM_THREADS`, else what
   NumPy's BLAS is allowed (threadpoolctl). See the `stridelab.ops` docstring.
+
+## Why stride 2 is not 4x faster
+
+`benchmarks/bench_ops_phases.py` splits every call of these layers (one thread, thread CPU time,
+so a busy machine disturbs it little) into the layout copy, the gather, the GEMMs, col2im and the
+rest. Stride 2 shrinks the GEMMs, the gather and col2im with the output; two costs keep the size
+of the *input*: the padded channels-last copy (3x3 and stem) and the zero-filled input gradient
+(backward: its pages are faulted in and zeroed by the first additions, so it shows inside col2im).
+On the 3x3 those are about 6 ms of a 65-70 ms stride-2 backward on one thread, and its gather and
+col2im shrink only about 2x, so its ratio stays near 3 while the GEMMs alone reach about 4.
+Tried and measured slower here: copying each piece's band of padded rows in its worker instead
+of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), and
+gathering patches straight from NCHW input (memcpy padding + strided gather 5.8 ms vs 5.2 ms).
 
 ## Reading the numbers
 
