@@ -189,7 +189,7 @@ On the 3x3 those are about 6 ms of a 65-70 ms stride-2 backward on one thread, a
 col2im shrink only about 2x, so its ratio stays near 3 while the GEMMs alone reach about 4.
 Tried and measured slower here: copying each piece's band of padded rows in its worker instead
 of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), and
-gathering patches straight from NCHW input (memcpy padding + strided gather 5.8 ms vs 5.2 ms).
+gathering patches straight from NCHW input (padding by memcpy + strided gather 5.8 ms vs 5.3 ms).
 
 ## Reading the numbers
 
