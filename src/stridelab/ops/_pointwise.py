@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stridelab.ops._chunks import Piece, plan, stripes
+from stridelab.ops._chunks import Piece, plan, stripes, sum_stripes
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._layout import as_channels_first, channels_last, contiguous
 from stridelab.ops._parallel import run_pieces
@@ -105,18 +105,23 @@ def backward(
     x_cl = np.moveaxis(x, 1, -1) if need_w and x is not None else None
     budget = column_bytes() * cin // (cin + cout)  # a piece's rows of grad_out and x together
     groups = stripes(plan(geom, dtype.itemsize, budget=max(1, budget)))
-    partial_w = np.zeros((len(groups), cout, cin), dtype=dtype) if x_cl is not None else None
+    partial_w = None  # per stripe, first piece writes, the others add (as in _gemm.backward)
+    if x_cl is not None:
+        partial_w = scratch("partial_w", (len(groups), cout, cin), dtype)
 
     def work(slot: int) -> None:
-        for piece in groups[slot]:
+        for order, piece in enumerate(groups[slot]):
             grads = g[piece.start:piece.start + piece.count]
             index = _piece_index(geom, piece)
             if x_cl is not None and partial_w is not None:
                 sampled = scratch("pointwise_x", (piece.count, cin), dtype)
                 np.copyto(sampled.reshape(x_cl[index].shape), x_cl[index])
-                product = scratch("pointwise_w", (cout, cin), dtype)
-                np.matmul(grads.T, sampled, out=product)
-                partial_w[slot] += product
+                if order == 0:
+                    np.matmul(grads.T, sampled, out=partial_w[slot])
+                else:
+                    product = scratch("pointwise_w", (cout, cin), dtype)
+                    np.matmul(grads.T, sampled, out=product)
+                    partial_w[slot] += product
             if grad_x_cl is not None and strided:
                 scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
                 np.matmul(grads, w2, out=scattered)
@@ -129,9 +134,6 @@ def backward(
     run_pieces(work, len(groups))
     grad_weight = None
     if partial_w is not None:
-        total = partial_w[0]
-        for stripe in partial_w[1:]:
-            total += stripe
-        grad_weight = total.reshape(w.shape)
+        grad_weight = sum_stripes(partial_w).reshape(w.shape)
     grad_x = as_channels_first(grad_x_cl) if grad_x_cl is not None else None
     return grad_x, grad_weight
