@@ -4,11 +4,12 @@ Run: ``PYTHONPATH=src .venv/bin/python benchmarks/bench_ops_phases.py [--repeats
 
 Same layers as ``bench_ops.py`` (batch 8, float32, NCHW input). Every call runs with
 ``threads=1`` and is timed in *thread CPU time* (``time.thread_time``), so other processes on a
-shared machine slow it only through shared caches, not by taking the core away: the phases of
-one call add up to its time. Phases: the padded channels-last layout copy, the patch gather,
+shared machine slow it only through shared caches, not by taking the core away, and the four
+calls of a layer (fwd / bwd at both strides) run round-robin: the phases of one call add up to
+its time. Phases: the padded channels-last layout copy, the patch gather,
 the GEMMs (``np.matmul``), col2im (adding patch gradients into the input gradient) and the rest
 (zero-filled buffers, subsample copies, scatters, bookkeeping). Each row keeps the fastest of
-``--repeats`` calls. The last columns are time(stride 1) / time(stride 2) for the GEMMs alone
+``--repeats`` rounds. The last columns are time(stride 1) / time(stride 2) for the GEMMs alone
 and for the whole call: stride 2 has 4x fewer MACs, so every phase whose time does not shrink
 4x pulls the call's ratio below the GEMMs'. Prints a markdown table; never asserts on time.
 """
@@ -61,18 +62,24 @@ def _phase_clock(spent: dict[str, float]) -> Iterator[None]:
             setattr(owner, name, real)
 
 
-def measure(call: Callable[[], object], repeats: int) -> dict[str, float]:
-    """Fastest of ``repeats`` calls: seconds per phase, ``rest`` and ``total``."""
-    call()  # warm: buffers, cached weight matrices
-    best: dict[str, float] = {}
+def measure(calls: dict[Any, Callable[[], object]], repeats: int) -> dict[Any, dict[str, float]]:
+    """Per call, its fastest of ``repeats`` runs: seconds per phase, ``rest`` and ``total``.
+
+    The calls are run round-robin (a, b, c, a, b, c, ...), so a change of load on the machine
+    hits all of them alike and their ratios stay comparable.
+    """
+    for call in calls.values():
+        call()  # warm: buffers, cached weight matrices
+    best: dict[Any, dict[str, float]] = {key: {} for key in calls}
     for _ in range(repeats):
-        spent = dict.fromkeys(PHASES, 0.0)
-        with _phase_clock(spent):
-            start = time.thread_time()
-            call()
-            total = time.thread_time() - start
-        if not best or total < best["total"]:
-            best = {**spent, "rest": total - sum(spent.values()), "total": total}
+        for key, call in calls.items():
+            spent = dict.fromkeys(PHASES, 0.0)
+            with _phase_clock(spent):
+                start = time.thread_time()
+                call()
+                total = time.thread_time() - start
+            if not best[key] or total < best[key]["total"]:
+                best[key] = {**spent, "rest": total - sum(spent.values()), "total": total}
     return best
 
 
@@ -89,7 +96,7 @@ def layer_rows(layer: Layer, repeats: int) -> list[str]:
         g[...] = rng.standard_normal(y.shape, np.float32)
         calls[("fwd", s)] = partial(ops.conv, x, w, None, s, p, threads=1)
         calls[("bwd", s)] = partial(ops.conv_backward, g, x, w, s, p, 1, 1, False, threads=1)
-    found = {key: measure(call, repeats) for key, call in calls.items()}
+    found = measure(calls, repeats)
     rows = []
     for pass_name in ("fwd", "bwd"):
         dense = found[(pass_name, 1)]
