@@ -120,8 +120,8 @@ def targets(rows: list[Row], memory: Memory | None) -> list[str]:
     return out
 
 
-def render_doc(table: str, verdicts: list[str], machine: list[str], stamp: str, repeats: int
-               ) -> str:
+def render_doc(table: str, verdicts: list[str], machine: list[str], stamp: str, repeats: int,
+               phases: str) -> str:
     described = "\n".join(f"- {line}" for line in machine)
     return f"""# stridelab.ops benchmark
 
@@ -182,11 +182,18 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 
 `benchmarks/bench_ops_phases.py` splits every call of these layers (one thread, thread CPU time,
 so a busy machine disturbs it little) into the layout copy, the gather, the GEMMs, col2im and the
-rest. Stride 2 shrinks the GEMMs, the gather and col2im with the output; two costs keep the size
+rest; this run:
+
+{phases}
+
+Stride 2 shrinks the GEMMs, the gather and col2im with the output; two costs keep the size
 of the *input*: the padded channels-last copy (3x3 and stem) and the zero-filled input gradient
 (backward: its pages are faulted in and zeroed by the first additions, so it shows inside col2im).
-On the 3x3 those are about 6 ms of a 65-70 ms stride-2 backward on one thread, and its gather and
-col2im shrink only about 2x, so its ratio stays near 3 while the GEMMs alone reach about 4.
+On the 3x3 those are about 6-8 ms of a 65-80 ms stride-2 backward on one thread, and its gather
+and col2im shrink only 2-3x, so its ratio stays at 3.0-3.4 while its GEMMs alone reach 3.6-4.0.
+The two-thread ratios of the first table can be lower than these one-thread ones: the copies
+are memory-bound and likely gain less from the second core than the GEMMs (not separately
+measured).
 Tried and measured slower here: copying each piece's band of padded rows in its worker instead
 of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), and
 gathering patches straight from NCHW input (padding by memcpy + strided gather 5.8 ms vs 5.3 ms).

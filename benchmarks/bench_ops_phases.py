@@ -109,18 +109,23 @@ def layer_rows(layer: Layer, repeats: int) -> list[str]:
     return rows
 
 
+def phase_table(repeats: int) -> str:
+    """The markdown table for every layer of ``bench_ops.py`` (also used by it)."""
+    lines = ["| layer | stride | pass | " + " | ".join(f"{p} ms" for p in PHASES)
+             + " | rest ms | total ms | GEMM s1/s2 | total s1/s2 |",
+             "|---|---|---|" + "---|" * (len(PHASES) + 4)]
+    for layer in LAYERS:
+        lines.extend(layer_rows(layer, repeats))
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5, help="calls per row (default 5)")
+    parser.add_argument("--repeats", type=int, default=5, help="rounds per layer (default 5)")
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be >= 1")
-    print("| layer | stride | pass | " + " | ".join(f"{p} ms" for p in PHASES)
-          + " | rest ms | total ms | GEMM s1/s2 | total s1/s2 |")
-    print("|---|---|---|" + "---|" * (len(PHASES) + 4))
-    for layer in LAYERS:
-        for row in layer_rows(layer, args.repeats):
-            print(row, flush=True)
+    print(phase_table(args.repeats))
     return 0
 
 
