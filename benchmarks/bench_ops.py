@@ -8,7 +8,8 @@ same input. Forward, and backward = grad_x + grad_weight (no bias). All implemen
 are timed round-robin, best of ``--repeats``; GFLOP/s counts FLOPs = 2 * MACs. PyTorch runs
 with as many threads as stridelab uses. The header names the CPU, NumPy's BLAS and kernels
 (threadpoolctl), thread counts and the environment variables that change them. Prints a table,
-the targets of issue 15 (MET / NOT MET) and, unless ``--no-doc``, rewrites
+the targets of issue 15 (MET / NOT MET), the per-phase split of every call on one thread
+(``bench_ops_phases.py``) and, unless ``--no-doc``, rewrites
 docs/ops-benchmark.md. Never asserts on time.
 """
 
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ops_memory import peak_bytes  # noqa: E402
 from _ops_report import Memory, Row, render_doc, render_table, targets  # noqa: E402
 from _ops_runners import BATCH, LAYERS, run_layer  # noqa: E402
+from bench_ops_phases import phase_table  # noqa: E402
 from stridelab.ops._parallel import cores, current_threads  # noqa: E402
 from stridelab.ops._workspace import cache_bytes, column_bytes  # noqa: E402
 
@@ -110,14 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     for layer in LAYERS:
         rows.extend(run_layer(layer, repeats, args.budget))
     memory = measure_memory()
+    phases = phase_table(min(repeats, 5))
     table = render_table(rows)
     verdicts = targets(rows, memory)
     print(table)
     print()
     print("\n".join(verdicts))
+    print()
+    print(phases)
     if not args.no_doc:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        text = render_doc(table, verdicts, info, stamp, repeats)
+        text = render_doc(table, verdicts, info, stamp, repeats, phases)
         DOC.parent.mkdir(parents=True, exist_ok=True)
         tmp = DOC.with_suffix(".md.tmp")
         tmp.write_text(text, encoding="utf-8")

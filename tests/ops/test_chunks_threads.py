@@ -212,6 +212,26 @@ def test_buffers_reused_across_calls_with_other_shapes_and_dtypes(tiny_pieces: N
         _against_torch(case, 30 + i, np.float32, 2e-5)
 
 
+@pytest.mark.parametrize("case", [
+    _case(3, 6, 4, (11, 9), 3, 2, 1),  # patches + GEMM path
+    _case(3, 6, 4, (11, 9), 1, 2, 0),  # 1x1 path
+    _case(2, 1, 1, (7, 7), 1, 1, 1),  # one channel in and out: the weight gradient is one block
+])
+def test_returned_gradients_own_their_memory(case: ConvCase) -> None:
+    """Per-stripe weight-gradient sums live in a reused buffer: a later call (same shapes, other
+    numbers) must not change what an earlier call returned."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_chunks, "column_bytes", lambda backward=False: 256)
+        first = _all(case, *_arrays(case, 60)[:3], np.ones(
+            ops.conv(*_arrays(case, 60)[:2], None, case.stride, case.padding).shape), threads=2)
+        kept = [a.copy() for a in first]
+        x, w, b = _arrays(case, 61)
+        _against_torch(case, 61, threads=2)
+        _all(case, x, w, b, np.full(first[0].shape, 3.0), threads=2)
+    for a, e in zip(first, kept):
+        assert np.array_equal(a, e)
+
+
 def test_concurrent_calls_share_no_buffer() -> None:
     """Four user threads, each calling with several threads, shapes and dtypes at once: every
     result equals the same call made alone, bit for bit."""

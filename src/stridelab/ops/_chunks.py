@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from math import prod
 
+import numpy as np
+
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._workspace import column_bytes
 
@@ -74,3 +76,12 @@ def stripes(units: list[list[Piece]]) -> list[list[Piece]]:
     count = min(MAX_STRIPES, len(units))
     bounds = [len(units) * i // count for i in range(count + 1)]
     return [[p for unit in units[a:b] for p in unit] for a, b in zip(bounds, bounds[1:])]
+
+
+def sum_stripes(partial: np.ndarray) -> np.ndarray:
+    """``partial[0] + partial[1] + ...`` in that order, as a new array (``partial`` may be a
+    reused buffer). A fixed order keeps the bits independent of the thread count."""
+    total: np.ndarray = partial[0].copy()
+    for stripe in partial[1:]:
+        total += stripe
+    return total

@@ -16,7 +16,7 @@ from itertools import product
 
 import numpy as np
 
-from stridelab.ops._chunks import Piece, plan, stripes
+from stridelab.ops._chunks import Piece, plan, stripes, sum_stripes
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._gradbuffer import GradBuffer
 from stridelab.ops._layout import as_channels_first
@@ -113,15 +113,22 @@ def backward(
     taps = list(product(*(range(k) for k in geom.kernel)))
     grad_rows = g_cl.reshape(-1, g, cog)
     groups = stripes(plan(geom, g_cl.dtype.itemsize, backward=True))
-    partial_w = np.zeros((len(groups), g, kc, cog), dtype=g_cl.dtype) if view is not None else None
+    # one partial weight gradient per stripe, in the caller's reused buffer (the first piece of
+    # a stripe writes it, the others add to it: no zero-filling)
+    partial_w = None
+    if view is not None:
+        partial_w = scratch("partial_w", (len(groups), g, kc, cog), g_cl.dtype)
 
     def work(slot: int) -> None:
-        for piece in groups[slot]:
+        for order, piece in enumerate(groups[slot]):
             grads = grad_rows[piece.start:piece.start + piece.count]
             if view is not None and partial_w is not None:
                 cols = gather(view, piece, geom)
                 product_w = scratch("grad_w", (kc, cog), g_cl.dtype)
                 for group in range(g):
+                    if order == 0:
+                        np.matmul(cols[group].T, grads[:, group, :], out=partial_w[slot, group])
+                        continue
                     np.matmul(cols[group].T, grads[:, group, :], out=product_w)
                     partial_w[slot, group] += product_w
             if acc is not None and few:
@@ -138,10 +145,7 @@ def backward(
     grad_x = acc.to_input() if acc is not None else None
     grad_weight = None
     if partial_w is not None:
-        total = partial_w[0]
-        for stripe in partial_w[1:]:
-            total += stripe
-        grad_weight = weight_from_matrix(total, geom)
+        grad_weight = weight_from_matrix(sum_stripes(partial_w), geom)
     return grad_x, grad_weight
 
 

@@ -10,17 +10,23 @@ The layout decides the product:
   :mod:`~stridelab.ops._rowgemm`), giving a channels-last result.
 * Any other input is gathered channels-last, ``(N * positions, C_in)``, and multiplied by ``W.T``
   in one GEMM; the result is a channels-first view of channels-last memory.
+
+Backward is one pass over bands of output rows (:func:`backward`): the weight gradient is
+``grad_out^T @ subsample`` with the subsample copied band by band, and the input gradient is
+``grad_out @ W`` written only into the sampled pixels.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from stridelab.ops._chunks import Piece, plan, stripes, sum_stripes
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._layout import as_channels_first, channels_last, contiguous
 from stridelab.ops._parallel import run_pieces
-from stridelab.ops._rowgemm import matmul_rows, matmul_t_rows
+from stridelab.ops._rowgemm import matmul_rows
 from stridelab.ops._windows import copy_into
+from stridelab.ops._workspace import column_bytes, scratch
 
 
 def _sample_index(geom: ConvGeometry) -> tuple[slice, ...]:
@@ -68,21 +74,66 @@ def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 
 
+def _piece_index(geom: ConvGeometry, piece: Piece) -> tuple[slice, ...]:
+    """Slices of a channels-last ``(N, *S, C)`` array holding the input pixels ``piece`` samples."""
+    first = geom.stride[0]
+    rows = slice(piece.rows.start * first, (piece.rows.stop - 1) * first + 1, first)
+    return (piece.images, rows, *_sample_index(geom)[1:], slice(None))
+
+
 def backward(
     grad_out: np.ndarray, x: np.ndarray | None, w: np.ndarray, geom: ConvGeometry,
     need_x: bool, need_w: bool,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
-    w2 = w.reshape(geom.out_channels, geom.in_channels)
-    g = channels_last(grad_out).reshape(-1, geom.out_channels)
-    grad_x = grad_weight = None
-    if need_w and x is not None:
-        grad_weight = matmul_t_rows(g, _sub_last(x, geom)).reshape(w.shape)
+    """``grad_weight = grad_out^T @ subsample`` and ``grad_x`` scattered into the sampled pixels.
+
+    One pass over cache-sized pieces (bands of output rows, :mod:`~stridelab.ops._chunks`): per
+    piece the sampled input pixels are copied channels-last into the thread's buffer and
+    multiplied into the stripe's partial weight gradient, and ``grad_out @ W`` is written
+    straight into the sampled pixels of the channels-last input gradient (the others stay zero;
+    at stride 1 the piece's rows are the gradient's rows). Nothing input-sized is copied.
+    """
+    cout, cin = geom.out_channels, geom.in_channels
+    w2 = w.reshape(cout, cin)
+    g = channels_last(grad_out).reshape(-1, cout)
+    dtype = g.dtype
+    strided = geom.out_size != geom.in_size
+    grad_x_cl = None
     if need_x:
-        gsub = matmul_rows(g, w2).reshape(geom.batch, *geom.out_size, geom.in_channels)
-        if any(s != 1 for s in geom.stride) or geom.out_size != geom.in_size:
-            full = np.zeros((geom.batch, *geom.in_size, geom.in_channels), dtype=g.dtype)
-            index = (slice(None), *_sample_index(geom), slice(None))
-            copy_into(full[index], gsub)
-            gsub = full
-        grad_x = as_channels_first(gsub)
+        make = np.zeros if strided else np.empty
+        grad_x_cl = make((geom.batch, *geom.in_size, cin), dtype=dtype)
+    x_cl = np.moveaxis(x, 1, -1) if need_w and x is not None else None
+    budget = column_bytes() * cin // (cin + cout)  # a piece's rows of grad_out and x together
+    groups = stripes(plan(geom, dtype.itemsize, budget=max(1, budget)))
+    partial_w = None  # per stripe, first piece writes, the others add (as in _gemm.backward)
+    if x_cl is not None:
+        partial_w = scratch("partial_w", (len(groups), cout, cin), dtype)
+
+    def work(slot: int) -> None:
+        for order, piece in enumerate(groups[slot]):
+            grads = g[piece.start:piece.start + piece.count]
+            index = _piece_index(geom, piece)
+            if x_cl is not None and partial_w is not None:
+                sampled = scratch("pointwise_x", (piece.count, cin), dtype)
+                np.copyto(sampled.reshape(x_cl[index].shape), x_cl[index])
+                if order == 0:
+                    np.matmul(grads.T, sampled, out=partial_w[slot])
+                else:
+                    product = scratch("pointwise_w", (cout, cin), dtype)
+                    np.matmul(grads.T, sampled, out=product)
+                    partial_w[slot] += product
+            if grad_x_cl is not None and strided:
+                scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
+                np.matmul(grads, w2, out=scattered)
+                target = grad_x_cl[index]
+                np.copyto(target, scattered.reshape(target.shape))
+            elif grad_x_cl is not None:
+                rows = grad_x_cl.reshape(-1, cin)[piece.start:piece.start + piece.count]
+                np.matmul(grads, w2, out=rows)
+
+    run_pieces(work, len(groups))
+    grad_weight = None
+    if partial_w is not None:
+        grad_weight = sum_stripes(partial_w).reshape(w.shape)
+    grad_x = as_channels_first(grad_x_cl) if grad_x_cl is not None else None
     return grad_x, grad_weight
