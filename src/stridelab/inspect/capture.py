@@ -111,12 +111,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                     self.ndim)
         group.ran = True
         self._parent(group, info.origin)
-        try:
-            outcome = outcome_of(call)
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
-            group.errors.append(f"recurrent: {err}")
-            outcome = _given_up(call)
-        self._store(group, "recurrent", (source,), outputs, outcome)
+        self._store(group, "recurrent", (source,), outputs, _outcome(group, call, "recurrent"))
 
     def _parent(self, group: Group, origin: int) -> None:
         if origin != group.index and origin not in group.parents:
@@ -233,12 +228,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
             return
         infos = {id(t): self.infos[t] for t in carried}
         call = Call(base, args, kwargs, infos, outputs, self.ndim)
-        try:
-            outcome = outcome_of(call)
-        except (ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
-            group.errors.append(f"{name}: {err}")
-            outcome = _given_up(call)
-        self._store(group, base, args, outputs, outcome)
+        self._store(group, base, args, outputs, _outcome(group, call, name))
 
     def _store(self, group: Group, name: str, args: tuple[Any, ...],
                outputs: list[torch.Tensor], outcome: Outcome) -> None:
@@ -281,6 +271,15 @@ def _tensors(value: object) -> list[torch.Tensor]:
         elif isinstance(item, dict):
             stack.extend(reversed(list(item.values())))
     return found
+
+
+def _outcome(group: Group, call: Call, label: str) -> Outcome:
+    """The rule's outcome; a rule that fails gives up positions and the row notes the error."""
+    try:
+        return outcome_of(call)
+    except (ValueError, TypeError, IndexError, KeyError, AttributeError) as err:
+        group.errors.append(f"{label}: {err}")
+        return _given_up(call)
 
 
 def _given_up(call: Call) -> Outcome:
