@@ -95,3 +95,33 @@ def test_a_function_row_never_takes_a_module_rows_name() -> None:
     result = report.verify(model, layers=["main", "add"], units=[(7, 7)], samples=1)
     assert result.ok, str(result)
     assert all(c.measured is not None and c.measured[0][1] == 31 for c in result.checks)
+
+
+def test_nearest_upsampling_and_merged_branches_are_exact_per_unit() -> None:
+    """After a 4x nearest upsampling the linear field brackets the unit's one source unit by up to
+    3/4 of the branch's stride; added to a branch with a smaller field, the merge reads the same
+    unit of both. The reach makes the expected box exact, which autograd confirms."""
+    model = vm.UpsampledFuse()
+    report = stridelab.inspect(model, (3, 128, 128))
+    result = report.verify(model, layers="all", samples=1)
+    assert result.ok, str(result)
+    checks = [c for c in result.checks if c.layer == "fuse.2"]
+    assert checks and all(c.measured == c.expected for c in checks)
+    # the phase effect is exercised: a region inside the image, wider than what the unit reads
+    inside = [c for c in result.checks for (lo, hi), (start, end) in zip(c.measured or (), c.region)
+              if 0 <= start and end <= 127 and (lo, hi) != (start, end)]
+    assert inside, "the model no longer exercises the phase of the upsampling"
+
+
+def test_edges_below_float32_are_measured_in_float64() -> None:
+    model = vm.fading_edges()
+    report = stridelab.inspect(model, (1, 32, 32))
+    x = torch.randn(1, 1, 32, 32, requires_grad=True)
+    model(x)[0, 0, 16, 16].backward()
+    assert x.grad is not None
+    rows = torch.nonzero(x.grad[0, 0].abs().sum(dim=1)).flatten()
+    assert (int(rows.min()), int(rows.max())) == (10, 22)  # float32 loses the outer ring
+    result = report.verify(model, weights="model", units=[(16, 16)], layers=["6"], samples=1)
+    assert result.ok, str(result)
+    assert result.checks[0].measured == ((9, 23), (9, 23)) == result.checks[0].expected
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # the model is untouched

@@ -108,3 +108,34 @@ class RepeatedName(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.stem(x)
         return torch.relu(self.main(self.relu(x)) + self.shortcut(x))
+
+
+class UpsampledFuse(nn.Module):
+    """HRNet's fuse: a stride-16 branch upsampled 4x (nearest) and added to the stride-4 branch,
+    then brought down to stride 32 by 3x3/2 convolutions (timm's ``hrnet_w18_small``)."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, width, 3, stride=4, padding=1)
+        self.down = nn.Sequential(nn.Conv2d(width, width, 3, 2, 1), nn.Conv2d(width, width, 3, 2, 1))
+        self.lateral = nn.Conv2d(width, width, 1)
+        self.up = nn.Upsample(scale_factor=4, mode="nearest")
+        self.fuse = nn.Sequential(*(nn.Conv2d(width, width, 3, 2, 1) for _ in range(3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        high = torch.relu(self.stem(x))
+        merged = torch.relu(high + self.up(self.lateral(self.down(high))))
+        return self.fuse(merged)
+
+
+def fading_edges(depth: int = 7, edge: float = 1e-7) -> nn.Sequential:
+    """3x3 convolutions whose outer taps are ``edge`` and centre tap 1: the gradient at the field's
+    edge is ``edge ** depth`` (1e-49 by default), below float32's smallest subnormal (1.4e-45)."""
+    layers = []
+    for _ in range(depth):
+        conv = nn.Conv2d(1, 1, 3, padding=1, bias=False)
+        with torch.no_grad():
+            conv.weight.fill_(edge)
+            conv.weight[0, 0, 1, 1] = 1.0
+        layers.append(conv)
+    return nn.Sequential(*layers)

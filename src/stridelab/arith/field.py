@@ -124,6 +124,28 @@ class ReceptiveField:
         (``G``'s field the largest of several paths) it is an upper bound for each branch.
         """
         single = not isinstance(position, (tuple, list))
+        values = self._positions(position)
+        units = [math.floor((x - (r - 1 - p)) / s)
+                 for x, s, p, r in zip(values, self.stride, self.padding, self.size)]
+        return units[0] if single and self.ndim == 1 else tuple(units)
+
+    def first_unit_from(self, position: Number | Sequence[Number]) -> int | tuple[int, ...]:
+        """Per axis, the first unit whose region starts at or after input ``position``:
+        ``ceil((position + P) / S)`` (the mirror of :meth:`last_unit_within`).
+
+        For a field ``F`` and a later layer ``G = F.then(k, s, p, d)`` (one path),
+        ``F.first_unit_from(G.start(u)) = u * s - p_before``: the first index of ``F``'s map that
+        unit ``u`` of ``G`` reads (padding included). After a nearest upsampling by a whole
+        ``f`` (a transposed window of kernel ``f``, stride ``f``), it is ``floor(u / f)``, the one
+        unit read, which the linear field ``G`` itself only brackets.
+        """
+        single = not isinstance(position, (tuple, list))
+        values = self._positions(position)
+        units = [math.ceil((x + p) / s) for x, s, p in zip(values, self.stride, self.padding)]
+        return units[0] if single and self.ndim == 1 else tuple(units)
+
+    def _positions(self, position: Number | Sequence[Number]) -> list[Fraction]:
+        single = not isinstance(position, (tuple, list))
         values: list[Fraction] = []
         for value in ([position] * self.ndim if single else list(position)):  # type: ignore[arg-type]
             if not isinstance(value, (int, Fraction)) or isinstance(value, bool):
@@ -133,9 +155,7 @@ class ReceptiveField:
         if len(values) != self.ndim:
             raise TypeError(f"position must be an int or Fraction per axis ({self.ndim}), "
                             f"got {position!r}")
-        units = [math.floor((x - (r - 1 - p)) / s)
-                 for x, s, p, r in zip(values, self.stride, self.padding, self.size)]
-        return units[0] if single and self.ndim == 1 else tuple(units)
+        return values
 
     def center(self, index: IndexLike) -> Number | tuple[Number, ...]:
         """Centre of the region: ``start + (r - 1) / 2`` (a half-integer for even sizes)."""

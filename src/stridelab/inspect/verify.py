@@ -20,12 +20,18 @@ row ``(N, H, W, C)`` is checked at ``output[b, u_h, u_w, :]``; rows whose positi
 windows or folded into the batch have no map to index and are skipped. The unit's value is a
 weighted sum over its channels (weights in ``[0.5, 1.5)``): after a normalisation over channels
 with equal gains (LayerNorm2d) the plain sum is constant and has no gradient. The end of the
-expected box is clipped by the unit's *reach* (:func:`reach_tables`), followed through the graph
-from the row's own inputs.
+expected box is cut to the unit's *reach* (:mod:`stridelab.inspect.reach`), followed through the
+graph from the row's own inputs: maps that drop pixels at their end, nearest upsampling (one unit
+read per phase) and element-wise merges of branches with different fields.
+
+Gradients are taken in the model's dtype; layers where a unit's box comes out smaller than its
+field (or empty) are measured again in float64, since float32 underflows at the edge of deep
+fields (products of many small weights: FastViT's reach ~1e-44 there).
 """
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import math
@@ -37,7 +43,6 @@ from typing import Any
 
 import torch
 
-from stridelab.arith import ReceptiveField
 from stridelab.inspect.probe import (
     as_map,
     check_device,
@@ -51,10 +56,10 @@ from stridelab.inspect.probe import (
     spatial_records,
     unit_gradients,
 )
+from stridelab.inspect.reach import Maps, Reach, reach_tables
 from stridelab.inspect.records import LayerRecord, Report
 
 Box = tuple[tuple[int, int], ...]
-Maps = dict[str, tuple[LayerRecord, tuple[int, ...]]]
 STATUSES = ("ok", "global", "loose", "outside", "no-gradient")
 MAX_DEFAULT_LAYERS = 8
 
@@ -246,83 +251,14 @@ def _check_layers(report: Report, layers: object, maps: Maps) -> list[str]:
 
 
 # -- the comparison -----------------------------------------------------------------------------
-def reach_tables(report: Report, maps: Maps) -> dict[str, tuple[list[float], ...]]:
-    """Per map row and axis, for every unit index ``q``: the last input position that units
-    ``0..q`` of the row can see through the graph.
-
-    Distill fields assume unbounded maps; a map that drops pixels at its end (stride not
-    dividing the size) leaves input positions beyond its last unit's field unreachable, but
-    only on the paths through that map: a ``1x1/2`` shortcut that never reads the last row does
-    not bound the ``3x3/2`` main path beside it. So reach follows each row's own inputs: the
-    maximum over the map rows feeding it (rows in between that are no map, such as a
-    channels-last block, pass positions through), where unit ``q`` reads units up to
-    :meth:`~stridelab.arith.ReceptiveField.last_unit_within` of the input row's field at the
-    end of its own field (the last index its window reads), clipped to the input row's size;
-    the model input reaches position ``q`` itself. ``-inf``: units that read only padding.
-    """
-    ndim = len(report.input_size) - 1
-    identity = ReceptiveField.identity(ndim)
-    # names can repeat (a functional ``relu`` in the scope of a module named ``relu``): a parent
-    # is the latest row of that name, and rows are kept by their index
-    latest: dict[str, int] = {"input": -1}
-    grids: dict[int, tuple[LayerRecord, tuple[int, ...], tuple[list[float], ...] | None]] = {
-        -1: (report.layers[0], (), None)} if report.layers else {}
-    feeders: dict[int, list[int]] = {}  # row -> the map rows (-1: the input) it reads
-    tables: dict[str, tuple[list[float], ...]] = {}
-    for index, record in enumerate(report.layers):
-        sources: list[int] = []
-        for parent in record.inputs:
-            at = latest.get(parent)
-            found = [] if at is None else [at] if at in grids else feeders.get(at, [])
-            sources += [f for f in found if f not in sources]
-        feeders[index] = sources
-        latest[record.name] = index
-        dims = _map_dims_of(record, maps)
-        if dims is None:
-            continue
-        field = record.receptive_field
-        shape = map_shape(record, dims)
-        axes: list[list[float]] = []
-        for axis in range(ndim):
-            row: list[float] = []
-            for q in range(shape[axis]):
-                end = q * field.stride[axis] - field.padding[axis] + field.size[axis] - 1
-                best = -math.inf
-                for source in sources:
-                    if source == -1:
-                        source_field, size, table = identity, report.input_size[1 + axis], None
-                    else:
-                        source_record, source_dims, source_tables = grids[source]
-                        assert source_tables is not None
-                        source_field = source_record.receptive_field
-                        size = map_shape(source_record, source_dims)[axis]
-                        table = source_tables[axis]
-                    last = source_field.axis(axis).last_unit_within(end)
-                    assert isinstance(last, int)
-                    if last < 0:
-                        continue
-                    last = min(last, size - 1)
-                    best = max(best, float(last) if table is None else table[last])
-                row.append(best)
-            axes.append(row)
-        grids[index] = (record, dims, tuple(axes))
-        tables[record.name] = tuple(axes)
-    return tables
-
-
-def _map_dims_of(record: LayerRecord, maps: Maps) -> tuple[int, ...] | None:
-    """The spatial dimensions of ``record``'s output if it is a map (a row sharing its name
-    with a later one must have an output of the same rank)."""
-    found = maps.get(record.name)
-    if found is None or len(found[0].output_shape) != len(record.output_shape):
-        return None
-    return found[1]
-
-
 def expected_box(record: LayerRecord, unit: Sequence[int], input_shape: Sequence[int],
-                 last: Sequence[float]) -> tuple[tuple[tuple[float, float], ...], Box,
-                                                  tuple[bool, ...]]:
-    """Theoretical region of ``unit``: unclipped ``[start, end]``, clipped box, clipped flags."""
+                 first: Sequence[float], last: Sequence[float]
+                 ) -> tuple[tuple[tuple[float, float], ...], Box, tuple[bool, ...]]:
+    """Theoretical region of ``unit``: unclipped ``[start, end]``, clipped box, clipped flags.
+
+    The box is the region cut to the image and to the unit's reach (``first`` / ``last`` per
+    axis, :func:`stridelab.inspect.reach.reach_tables`).
+    """
     field = record.receptive_field
     region, box, clipped = [], [], []
     for axis, u in enumerate(unit):
@@ -330,6 +266,8 @@ def expected_box(record: LayerRecord, unit: Sequence[int], input_shape: Sequence
         end = start + field.size[axis] - 1
         lo = max(math.ceil(start), 0)
         hi = min(math.floor(end), input_shape[axis] - 1)
+        if first[axis] > lo:
+            lo = math.ceil(first[axis]) if first[axis] < math.inf else hi + 1
         if last[axis] < hi:
             hi = math.floor(last[axis]) if last[axis] > -math.inf else lo - 1
         region.append((float(start), float(end)))
@@ -352,8 +290,9 @@ def measured_box(grad: torch.Tensor) -> Box | None:
 
 
 def compare(record: LayerRecord, unit: tuple[int, ...], grad: torch.Tensor,
-            input_shape: Sequence[int], last: Sequence[float]) -> UnitCheck:
-    region, expected, clipped = expected_box(record, unit, input_shape, last)
+            input_shape: Sequence[int], first: Sequence[float], last: Sequence[float]
+            ) -> UnitCheck:
+    region, expected, clipped = expected_box(record, unit, input_shape, first, last)
     measured = measured_box(grad)
     is_global = bool(getattr(record, "global_context", False))
     if measured is None:
@@ -407,24 +346,55 @@ def verify(report: Report, model: torch.nn.Module, *, units: object = None,
         return Verification(report.model_name, report.input_size, mode, samples, [])
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn((count * samples, *report.input_size), generator=generator).to(dev)
-    x.requires_grad_(True)
-    outputs = layer_outputs(report, net, x, names)
-    tables = reach_tables(report, maps)
-    checks: list[UnitCheck] = []
-    last_name = names[-1]
-    for name in names:
-        record, dims = maps[name]
-        wanted = plan[name]
-        batch_units = [wanted[b % len(wanted)] for b in range(count * samples)]
-        output = as_map(outputs[name], dims)
-        # weighted channels: a channel sum can be constant (a LayerNorm over channels)
-        mix = 0.5 + torch.rand(output.shape[1], generator=generator)
-        grad = unit_gradients(output, batch_units, x, retain_graph=name != last_name,
-                              channel_weights=mix)
-        support = grad.detach().abs().sum(dim=1)  # (batch, *spatial)
-        for index, unit in enumerate(wanted):
-            rows = [b for b in range(count * samples) if b % len(wanted) == index]
-            united = support[rows].sum(dim=0)
-            last = tuple(tables[name][axis][u] for axis, u in enumerate(unit))
-            checks.append(compare(record, unit, united, report.input_size[1:], last))
+    measure = _Measurement(report, maps, plan, generator, reach_tables(report, maps))
+    checks = measure.run(net, x, names)
+    # float32 underflows at a deep field's edge (FastViT: gradients of ~1e-44 there), which makes
+    # the box look smaller than it is: measure those layers again in float64
+    again = [name for name in names
+             if any(c.layer == name and c.status in ("loose", "no-gradient") for c in checks)]
+    if again and x.dtype != torch.float64:
+        try:
+            precise = measure.run(copy.deepcopy(net).to(torch.float64), x.double(), again)
+        except (RuntimeError, TypeError, NotImplementedError):
+            precise = []  # the model does not run in float64: the float32 result stands
+        if precise:
+            redone = set(again)
+            checks = [c for c in checks if c.layer not in redone] + precise
+            order = {name: i for i, name in enumerate(names)}
+            checks.sort(key=lambda c: order[c.layer])
     return Verification(report.model_name, report.input_size, mode, samples, checks)
+
+
+class _Measurement:
+    """Gradient boxes of the planned units of chosen layers, for one network and input."""
+
+    def __init__(self, report: Report, maps: Maps, plan: dict[str, list[tuple[int, ...]]],
+                 generator: torch.Generator, tables: dict[str, Reach]) -> None:
+        self.report, self.maps, self.plan, self.tables = report, maps, plan, tables
+        self.generator = generator
+        # weighted channels, drawn once per layer: a channel sum can be constant (a LayerNorm
+        # over channels)
+        self.mixes: dict[str, torch.Tensor] = {}
+
+    def run(self, net: torch.nn.Module, x: torch.Tensor, names: list[str]) -> list[UnitCheck]:
+        x = x.detach().requires_grad_(True)
+        outputs = layer_outputs(self.report, net, x, names)
+        batch = x.shape[0]
+        checks: list[UnitCheck] = []
+        for name in names:
+            record, dims = self.maps[name]
+            wanted = self.plan[name]
+            batch_units = [wanted[b % len(wanted)] for b in range(batch)]
+            output = as_map(outputs[name], dims)
+            if name not in self.mixes:
+                self.mixes[name] = 0.5 + torch.rand(output.shape[1], generator=self.generator)
+            grad = unit_gradients(output, batch_units, x, retain_graph=name != names[-1],
+                                  channel_weights=self.mixes[name])
+            support = grad.detach().abs().sum(dim=1)  # (batch, *spatial)
+            for index, unit in enumerate(wanted):
+                rows = [b for b in range(batch) if b % len(wanted) == index]
+                united = support[rows].sum(dim=0)
+                first, last = self.tables[name].of(unit)
+                checks.append(compare(record, unit, united, self.report.input_size[1:],
+                                      first, last))
+        return checks
