@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
+from torch.utils._pytree import tree_leaves
+from torch.utils.flop_counter import FlopCounterMode
 
 from stridelab.inspect import inspect
 from stridelab.inspect.flops import FlopTally, MetaMemo
+from stridelab.inspect.recurrent import recurrent_macs, recurrent_outputs
+from tests._budget import budget
 from tests.inspect.test_layouts import gradient_box, report_of, reported_box
 
 SIZE = 32
@@ -131,3 +137,54 @@ def test_tally_as_a_mode_and_called_directly_agree_with_flop_counter() -> None:
         model(x)
         model(x)  # second pass: everything from the memo
     assert tally.total == 2 * oracle.get_total_flops() > 0
+
+
+@settings(max_examples=budget(40), deadline=None)
+@given(kind=st.sampled_from(["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]), layers=st.integers(1, 3),
+       bidirectional=st.booleans(), projection=st.integers(0, 3), batch_first=st.booleans(),
+       shape=st.sampled_from(["batched", "unbatched"]), steps=st.integers(1, 5))
+def test_recurrent_cost_and_shapes_without_steps(kind: str, layers: int, bidirectional: bool,
+                                                 projection: int, batch_first: bool, shape: str,
+                                                 steps: int) -> None:
+    """On meta the inspector does not run a recurrent module's steps: its MACs must equal
+    FlopCounterMode / 2 of the real call, and its stand-in outputs the real outputs' shapes."""
+    if kind == "LSTM":
+        module: nn.RNNBase = nn.LSTM(5, 7, layers, bidirectional=bidirectional,
+                                     batch_first=batch_first, proj_size=projection % 7)
+    elif kind == "GRU":
+        module = nn.GRU(5, 7, layers, bidirectional=bidirectional, batch_first=batch_first)
+    else:
+        module = nn.RNN(5, 7, layers, nonlinearity="tanh" if kind == "RNN_TANH" else "relu",
+                        bidirectional=bidirectional, batch_first=batch_first)
+    module = module.to("meta")
+    x = torch.empty((steps, 5) if shape == "unbatched" else
+                    (2, steps, 5) if batch_first else (steps, 2, 5), device="meta")
+    with FlopCounterMode(display=False) as counter:
+        real = module(x)
+    assert 2 * recurrent_macs(module, x) == counter.get_total_flops()
+    stand_in = recurrent_outputs(module, x)
+    assert [t.shape for t in tree_leaves(stand_in)] == [t.shape for t in tree_leaves(real)]
+    assert all(t.device.type == "meta" for t in tree_leaves(stand_in))
+
+
+def test_meta_inspection_runs_no_recurrent_steps() -> None:
+    """The whole model on meta: the LSTM's cost is still FlopCounterMode's, its parameters are
+    attributed, and no per-step operator reaches the dispatch (the steps did not run)."""
+    model = RowColumnLSTM(both=True).eval()
+    seen: list[str] = []
+    original = nn.LSTM.forward
+
+    def spy(self: nn.LSTM, *args: object) -> object:
+        seen.append("ran")
+        return original(self, *args)  # type: ignore[arg-type]
+
+    nn.LSTM.forward = spy  # type: ignore[method-assign,assignment]
+    try:
+        report = inspect(model.to("meta"), (3, SIZE, SIZE), device="meta")
+    finally:
+        nn.LSTM.forward = original  # type: ignore[method-assign]
+    assert not seen
+    with FlopCounterMode(display=False) as counter:
+        model(torch.empty(1, 3, SIZE, SIZE, device="meta"))
+    assert report.macs == counter.get_total_flops() // 2
+    assert sum(r.params for r in report.layers) == sum(p.numel() for p in model.parameters())

@@ -23,6 +23,7 @@ from stridelab.inspect import layout as lay
 from stridelab.inspect.flops import FlopTally
 from stridelab.inspect.geometry import Effect
 from stridelab.inspect.positions import Info
+from stridelab.inspect.recurrent import recurrent_macs, recurrent_outputs
 from stridelab.inspect.rules import Call, Outcome, Result, outcome_of
 from stridelab.inspect.rules.pointwise import frozen
 
@@ -99,6 +100,17 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.groups.append(group)
         self.current = group
         return group
+
+    def recurrent_on_meta(self, group: Group, module: torch.nn.RNNBase,
+                          source: torch.Tensor) -> Any:
+        """Stand-in outputs of a recurrent module on meta ``source``, with its cost and its
+        parameters claimed by ``group`` as running it would (:mod:`stridelab.inspect.recurrent`)."""
+        group.flops += 2 * recurrent_macs(module, source)
+        weights = [getattr(module, name) for name in module._flat_weights_names]
+        for key in self._claims(type(module).__name__, weights, None):
+            if key not in group.param_ids:
+                group.param_ids.append(key)
+        return recurrent_outputs(module, source)
 
     def store_recurrent(self, group: Group, module: torch.nn.RNNBase, source: torch.Tensor,
                         output: object) -> None:

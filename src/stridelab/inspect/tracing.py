@@ -8,9 +8,10 @@
   ...): the model runs eagerly with forward hooks; each call of a leaf module is a group, and every
   other operator that touches the input's data is a group of its own.
 
-Recurrent modules (``nn.RNN`` / ``LSTM`` / ``GRU``) run as one operator under both: their
+Recurrent modules (``nn.RNN`` / ``LSTM`` / ``GRU``) are one operator under both: their
 hundreds of per-step operators are counted (FLOPs, parameters) but not followed one by one, and
-the recorder stores the module's outputs by the ``recurrent`` rule.
+the recorder stores the module's outputs by the ``recurrent`` rule. Under FX on meta tensors they
+do not run at all: :mod:`stridelab.inspect.recurrent` gives their outputs' shapes and cost.
 """
 
 from __future__ import annotations
@@ -163,12 +164,16 @@ class _Interpreter(torch.fx.Interpreter):
             scope = next(reversed(stack.values()))[0] if stack else ""
             name = rec.unique(f"{scope}.{op}" if scope else op)
         group = rec.begin(name, op, (args, kwargs))
-        rec.muted += source is not None
-        try:
-            result = super().run_node(n)
-        finally:
+        if source is not None and source.device.type == "meta":
+            result = rec.recurrent_on_meta(group, module, source)  # shapes and cost, no steps
             rec.current = None
-            rec.muted -= source is not None
+        else:
+            rec.muted += source is not None
+            try:
+                result = super().run_node(n)
+            finally:
+                rec.current = None
+                rec.muted -= source is not None
         if source is not None:
             rec.store_recurrent(group, module, source, result)
         rec.end(group, result, keep_idle=n.op == "call_module")
