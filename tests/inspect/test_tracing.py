@@ -1,4 +1,5 @@
-"""The FX front end's tracer: parameters looked up by identity give exactly FX's own graph."""
+"""The FX front end's tracer: parameters looked up by identity, plain tensor attributes and proxy
+unpacking read once per code object give exactly FX's own graph."""
 
 from __future__ import annotations
 
@@ -31,10 +32,13 @@ class Net(nn.Module):
         self.head = nn.Conv2d(4, 2, 1)
         self.register_buffer("bias", torch.randn(1, 4, 1, 1))  # MaxViT-style buffer in forward
         self.b.register_buffer("same_bias", self.bias)  # one buffer under two names
+        self.table = torch.randn(1, 4, 1, 1)  # a plain tensor attribute (FX's tensor_attrs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = torch.add(self.a(x) * self.scale, self.bias)
-        z = torch.add(self.b(y[:, :3]), self.b.same_bias)
+        z = torch.add(self.b(y[:, :3]), self.b.same_bias) * self.table
+        first, second = z.chunk(2, dim=1)  # unpacking a proxy: FX reads the caller's bytecode
+        z = torch.cat([second, first], dim=1)
         return self.head(z + torch.mul(y, self.scale))
 
 
