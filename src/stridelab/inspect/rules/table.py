@@ -56,6 +56,8 @@ class Call:
     outputs: list[torch.Tensor]
     ndim: int
     params: frozenset[int] = field(default_factory=frozenset)
+    _tracked: list[tuple[torch.Tensor, Info]] | None = field(default=None, init=False,
+                                                             repr=False, compare=False)
 
     def arg(self, index: int, name: str, default: object = None) -> Any:
         if len(self.args) > index:
@@ -68,15 +70,17 @@ class Call:
         return None
 
     def tracked(self) -> list[tuple[torch.Tensor, Info]]:
-        """Captured tensor arguments in order, each once."""
-        seen: set[int] = set()
-        out = []
-        for value in _leaves((self.args, self.kwargs)):
-            if isinstance(value, torch.Tensor) and id(value) in self.infos \
-                    and id(value) not in seen:
-                seen.add(id(value))
-                out.append((value, self.infos[id(value)]))
-        return out
+        """Captured tensor arguments in order, each once (computed once per call)."""
+        if self._tracked is None:
+            seen: set[int] = set()
+            found = []
+            for value in _leaves((self.args, self.kwargs)):
+                if isinstance(value, torch.Tensor) and id(value) in self.infos \
+                        and id(value) not in seen:
+                    seen.add(id(value))
+                    found.append((value, self.infos[id(value)]))
+            self._tracked = found
+        return list(self._tracked)
 
     @property
     def first(self) -> tuple[torch.Tensor, Info]:
