@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -135,6 +137,34 @@ def inspect(model: torch.nn.Module | str, input_size: Sequence[int] | None = Non
     if not 0 <= min_field_fraction <= 1:
         raise ValueError(f"min_field_fraction must be in [0, 1], got {min_field_fraction!r}")
     dev = _check_device(device)
+    with _older_objects_frozen():
+        return _inspect(model, size, batch_size, dev, min_field_fraction, dtype)
+
+
+@contextmanager
+def _older_objects_frozen() -> Iterator[None]:
+    """Hide the objects that exist before the capture from the cyclic garbage collector
+    (``gc.freeze``) and give them back after (``gc.unfreeze``), errors included.
+
+    A capture allocates tens of thousands of objects, enough to trigger a full collection,
+    which walks every object of the process: with torch, timm and the model loaded, 0.3-0.7 s
+    (measured with ``gc.callbacks``: Swin-v2 giant 0.52 s of a 3.5 s inspection, 0.09 s with
+    the older objects frozen). Nothing is collected later than it would have been: the capture's
+    own garbage is still collected as usual. Left alone when the collector is off or the caller
+    has frozen objects itself (unfreezing would undo that).
+    """
+    if not gc.isenabled() or gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _inspect(model: torch.nn.Module, size: tuple[int, ...], batch_size: int, dev: torch.device,
+             min_field_fraction: float, dtype: torch.dtype) -> Report:
     ndim = len(size) - 1
     tensors, stand_ins, params, buffers = _swapped_tensors(model, dev)
     x = torch.zeros((batch_size, *size), device=dev, dtype=dtype)
