@@ -69,6 +69,11 @@ class Call:
             return self.infos.get(id(value))
         return None
 
+    def set_info(self, tensor: torch.Tensor, info: Info) -> None:
+        """Replace a captured input's info (a rule that reinterprets its input)."""
+        self.infos[id(tensor)] = info
+        self._tracked = None
+
     def tracked(self) -> list[tuple[torch.Tensor, Info]]:
         """Captured tensor arguments in order, each once (computed once per call)."""
         if self._tracked is None:

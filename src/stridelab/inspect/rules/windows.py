@@ -176,7 +176,7 @@ def convolution(call: Call) -> Outcome | None:
         mixed = Layout(kept, info.layout.base)
         done = contract(info, [1], mixed)
         info = Info(done.field, done.layout(mixed), done.context, info.origin)
-    call.infos[id(tensor)] = info
+    call.set_info(tensor, info)
     lead = list(info.layout.dims[:1]) + [lay.plain_dim(call.out_shape[1])]
     return _slide(call, count, lead)
 
