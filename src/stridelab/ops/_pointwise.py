@@ -11,9 +11,10 @@ The layout decides the product:
 * Any other input is gathered channels-last, ``(N * positions, C_in)``, and multiplied by ``W.T``
   in one GEMM; the result is a channels-first view of channels-last memory.
 
-Backward is one pass over bands of output rows (:func:`backward`): the weight gradient is
-``grad_out^T @ subsample`` with the subsample copied band by band, and the input gradient is
-``grad_out @ W`` written only into the sampled pixels.
+Backward (:func:`backward`): the weight gradient is ``grad_out^T @ subsample`` and the input
+gradient ``grad_out @ W`` written only into the sampled pixels. Stride 1 is one pass over bands
+of output rows (the input copied band by band); strided, the subsample is copied once (as in
+the forward) and the weight gradient is a few whole products, by blocks of output channels.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from stridelab.ops._parallel import run_pieces
 from stridelab.ops._rowgemm import matmul_rows
 from stridelab.ops._windows import copy_into
 from stridelab.ops._workspace import column_bytes, scratch
+
+WEIGHT_ROWS = 128  # output channels per weight-gradient task of the strided backward
 
 
 def _sample_index(geom: ConvGeometry) -> tuple[slice, ...]:
@@ -87,21 +90,19 @@ def backward(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``grad_weight = grad_out^T @ subsample`` and ``grad_x`` scattered into the sampled pixels.
 
-    One pass over cache-sized pieces (bands of output rows, :mod:`~stridelab.ops._chunks`): per
-    piece the sampled input pixels are copied channels-last into the thread's buffer and
-    multiplied into the stripe's partial weight gradient, and ``grad_out @ W`` is written
-    straight into the sampled pixels of the channels-last input gradient (the others stay zero;
-    at stride 1 the piece's rows are the gradient's rows). Nothing input-sized is copied.
+    Strided: :func:`_strided_backward`. Stride 1, one pass over cache-sized pieces (bands of
+    output rows, :mod:`~stridelab.ops._chunks`): per piece the input pixels are copied
+    channels-last into the thread's buffer and multiplied into the stripe's partial weight
+    gradient, and ``grad_out @ W`` is written straight into the piece's rows of the
+    channels-last input gradient. Nothing input-sized is copied.
     """
     cout, cin = geom.out_channels, geom.in_channels
     w2 = w.reshape(cout, cin)
     g = channels_last(grad_out).reshape(-1, cout)
+    if geom.out_size != geom.in_size:
+        return _strided_backward(g, x if need_w else None, w2, geom, need_x, w.shape)
     dtype = g.dtype
-    strided = geom.out_size != geom.in_size
-    grad_x_cl = None
-    if need_x:
-        make = np.zeros if strided else np.empty
-        grad_x_cl = make((geom.batch, *geom.in_size, cin), dtype=dtype)
+    grad_x_cl = np.empty((geom.batch, *geom.in_size, cin), dtype=dtype) if need_x else None
     x_cl = np.moveaxis(x, 1, -1) if need_w and x is not None else None
     budget = column_bytes() * cin // (cin + cout)  # a piece's rows of grad_out and x together
     groups = stripes(plan(geom, dtype.itemsize, budget=max(1, budget)))
@@ -112,8 +113,8 @@ def backward(
     def work(slot: int) -> None:
         for order, piece in enumerate(groups[slot]):
             grads = g[piece.start:piece.start + piece.count]
-            index = _piece_index(geom, piece)
             if x_cl is not None and partial_w is not None:
+                index = _piece_index(geom, piece)
                 sampled = scratch("pointwise_x", (piece.count, cin), dtype)
                 np.copyto(sampled.reshape(x_cl[index].shape), x_cl[index])
                 if order == 0:
@@ -122,12 +123,7 @@ def backward(
                     product = scratch("pointwise_w", (cout, cin), dtype)
                     np.matmul(grads.T, sampled, out=product)
                     partial_w[slot] += product
-            if grad_x_cl is not None and strided:
-                scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
-                np.matmul(grads, w2, out=scattered)
-                target = grad_x_cl[index]
-                np.copyto(target, scattered.reshape(target.shape))
-            elif grad_x_cl is not None:
+            if grad_x_cl is not None:
                 rows = grad_x_cl.reshape(-1, cin)[piece.start:piece.start + piece.count]
                 np.matmul(grads, w2, out=rows)
 
@@ -135,5 +131,49 @@ def backward(
     grad_weight = None
     if partial_w is not None:
         grad_weight = sum_stripes(partial_w).reshape(w.shape)
+    grad_x = as_channels_first(grad_x_cl) if grad_x_cl is not None else None
+    return grad_x, grad_weight
+
+
+def _strided_backward(
+    g: np.ndarray, x: np.ndarray | None, w2: np.ndarray, geom: ConvGeometry, need_x: bool,
+    weight_shape: tuple[int, ...],
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Stride > 1: ``g`` is ``grad_out`` as ``(N * positions, C_out)``, ``w2`` ``(C_out, C_in)``.
+
+    The subsample (1/prod(stride) of ``x``) is copied once channels-last, split over the
+    threads. Then one set of tasks runs on the threads: the weight gradient in blocks of
+    :data:`WEIGHT_ROWS` output channels, each one whole product ``grad_out[:, block]^T @
+    subsample`` (every position in one GEMM: no partial sums to add), and the input gradient
+    in cache-sized bands of rows, ``grad_out @ W`` written into the sampled pixels of the
+    channels-last input gradient (``np.zeros``: the other pixels are never touched). The
+    blocks and bands do not depend on the thread count, so neither do the bits.
+    """
+    cout, cin = w2.shape
+    dtype = g.dtype
+    sub = _sub_last(x, geom) if x is not None else None
+    grad_w = np.empty((cout, cin), dtype=dtype) if sub is not None else None
+    grad_x_cl = np.zeros((geom.batch, *geom.in_size, cin), dtype=dtype) if need_x else None
+    blocks = [slice(a, min(a + WEIGHT_ROWS, cout)) for a in range(0, cout, WEIGHT_ROWS)]
+    if grad_w is None:
+        blocks = []
+    bands = [piece for unit in plan(geom, dtype.itemsize, budget=max(1, column_bytes() // 2))
+             for piece in unit] if grad_x_cl is not None else []
+
+    def work(index: int) -> None:
+        if index < len(blocks):
+            assert sub is not None and grad_w is not None
+            block = blocks[index]
+            np.matmul(g[:, block].T, sub, out=grad_w[block])
+            return
+        assert grad_x_cl is not None
+        piece = bands[index - len(blocks)]
+        scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
+        np.matmul(g[piece.start:piece.start + piece.count], w2, out=scattered)
+        target = grad_x_cl[_piece_index(geom, piece)]
+        np.copyto(target, scattered.reshape(target.shape))
+
+    run_pieces(work, len(blocks) + len(bands))
+    grad_weight = grad_w.reshape(weight_shape) if grad_w is not None else None
     grad_x = as_channels_first(grad_x_cl) if grad_x_cl is not None else None
     return grad_x, grad_weight
