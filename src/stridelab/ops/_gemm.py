@@ -108,7 +108,9 @@ def backward(
     if need_w and x is not None:
         view = padded_view(x, geom)
     few = g == 1 and geom.in_channels < FEW_CHANNELS
-    acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few) if need_x else None
+    acc = None
+    if need_x:  # each stripe zeroes its own images (GradBuffer.clear) before adding into them
+        acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few, zeroed=False)
     wmat = cached_weight_matrix(w, geom)
     taps = list(product(*(range(k) for k in geom.kernel)))
     grad_rows = g_cl.reshape(-1, g, cog)
@@ -120,8 +122,12 @@ def backward(
         partial_w = scratch("partial_w", (len(groups), g, kc, cog), g_cl.dtype)
 
     def work(slot: int) -> None:
+        cleared = None
         for order, piece in enumerate(groups[slot]):
             grads = grad_rows[piece.start:piece.start + piece.count]
+            if acc is not None and piece.images != cleared:  # the first piece of a unit
+                cleared = piece.images
+                acc.clear(piece.images)
             if view is not None and partial_w is not None:
                 cols = gather(view, piece, geom)
                 product_w = scratch("grad_w", (kc, cog), g_cl.dtype)

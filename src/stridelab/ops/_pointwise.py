@@ -84,6 +84,14 @@ def _piece_index(geom: ConvGeometry, piece: Piece) -> tuple[slice, ...]:
     return (piece.images, rows, *_sample_index(geom)[1:], slice(None))
 
 
+def _band_rows(geom: ConvGeometry, piece: Piece) -> tuple[slice, slice]:
+    """The input rows (first spatial axis) a piece's output rows own: ``rows.start * s`` up to
+    the next piece's first sampled row (the last piece: to the end), so pieces tile the input."""
+    first = geom.stride[0]
+    stop = piece.rows.stop * first if piece.rows.stop < geom.out_size[0] else geom.in_size[0]
+    return piece.images, slice(piece.rows.start * first, stop)
+
+
 def backward(
     grad_out: np.ndarray, x: np.ndarray | None, w: np.ndarray, geom: ConvGeometry,
     need_x: bool, need_w: bool,
@@ -145,15 +153,16 @@ def _strided_backward(
     threads. Then one set of tasks runs on the threads: the weight gradient in blocks of
     :data:`WEIGHT_ROWS` output channels, each one whole product ``grad_out[:, block]^T @
     subsample`` (every position in one GEMM: no partial sums to add), and the input gradient
-    in cache-sized bands of rows, ``grad_out @ W`` written into the sampled pixels of the
-    channels-last input gradient (``np.zeros``: the other pixels are never touched). The
-    blocks and bands do not depend on the thread count, so neither do the bits.
+    in cache-sized bands of rows: each band zeroes its rows of the channels-last input
+    gradient (the zero-filling is split over the threads too) and writes ``grad_out @ W`` into
+    the sampled pixels. The blocks and bands do not depend on the thread count, so neither do
+    the bits.
     """
     cout, cin = w2.shape
     dtype = g.dtype
     sub = _sub_last(x, geom) if x is not None else None
     grad_w = np.empty((cout, cin), dtype=dtype) if sub is not None else None
-    grad_x_cl = np.zeros((geom.batch, *geom.in_size, cin), dtype=dtype) if need_x else None
+    grad_x_cl = np.empty((geom.batch, *geom.in_size, cin), dtype=dtype) if need_x else None
     blocks = [slice(a, min(a + WEIGHT_ROWS, cout)) for a in range(0, cout, WEIGHT_ROWS)]
     if grad_w is None:
         blocks = []
@@ -170,6 +179,7 @@ def _strided_backward(
         piece = bands[index - len(blocks)]
         scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
         np.matmul(g[piece.start:piece.start + piece.count], w2, out=scattered)
+        grad_x_cl[_band_rows(geom, piece)] = 0
         target = grad_x_cl[_piece_index(geom, piece)]
         np.copyto(target, scattered.reshape(target.shape))
 
