@@ -157,7 +157,7 @@ def targets(rows: list[Row], memory: Memory | None) -> list[str]:
 
 
 def render_doc(table: str, verdicts: list[str], machine: list[str], stamp: str, repeats: int,
-               phases: str, settle: float) -> str:
+               phases: str, threads: str, settle: float) -> str:
     described = "\n".join(f"- {line}" for line in machine)
     return f"""# stridelab.ops benchmark
 
@@ -227,15 +227,31 @@ rest; this run:
 
 Stride 2 shrinks the GEMMs, the gather and col2im with the output; two costs keep the size
 of the *input*: the padded channels-last copy (3x3 and stem) and the zero-filled input gradient
-(backward: its pages are faulted in and zeroed by the first additions, so it shows inside col2im).
-On the 3x3 those are about 6-8 ms of a 65-80 ms stride-2 backward on one thread, and its gather
-and col2im shrink only 2-3x, so its ratio stays at 3.0-3.4 while its GEMMs alone reach 3.6-4.0.
-The two-thread ratios of the first table can be lower than these one-thread ones: the copies
-are memory-bound and likely gain less from the second core than the GEMMs (not separately
-measured).
+(backward; zeroed by the worker threads, image by image or band by band, just before their
+first additions, so it shows inside col2im / rest). On the 3x3 those are about 6-8 ms of a
+65-80 ms stride-2 backward on one thread, and its gather and col2im shrink only 2-3x, so its
+ratio stays at 3.0-3.5 while its GEMMs alone reach 3.6-4.0.
 Tried and measured slower here: copying each piece's band of padded rows in its worker instead
-of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), and
-gathering patches straight from NCHW input (padding by memcpy + strided gather 5.8 ms vs 5.3 ms).
+of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), each
+thread copying the whole images its pieces read (no barrier before the pieces, but 3-4% more
+CPU time and no faster), and gathering patches straight from NCHW input (padding by memcpy +
+strided gather 5.8 ms vs 5.3 ms).
+
+### On the engine's threads
+
+Every parallel section of a call is timed per worker in thread CPU time
+(`benchmarks/_ops_threads.py`): `serial` is the calling thread's work outside them (what a
+second thread cannot shorten), `critical path` adds the slowest worker of each section (the
+call's time on an idle machine with a core per thread), `total CPU` is all threads' work:
+
+{threads}
+
+The serial part is small (a few ms at most: the final weight-gradient sums, argument checks and
+bookkeeping; the layout copy, the subsample copies and the zero-filling of input gradients run
+on the worker threads), and `total / path` is close to the thread count, so the work is split
+evenly. Where the wall times of the first table are well above the critical path, the threads
+were slowed by what they share (memory bandwidth, the other processes and spinning BLAS threads
+on a loaded machine), not by waiting for each other.
 
 ## Reading the numbers
 

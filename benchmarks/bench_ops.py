@@ -12,7 +12,8 @@ counts FLOPs = 2 * MACs. PyTorch runs with as many threads as stridelab uses. Th
 names the CPU, NumPy's BLAS and kernels (threadpoolctl), thread counts and the environment
 variables that change them. Prints a table, the targets of issue 15 (MET / NOT MET, and for
 each NOT MET one the score of an engine running at its GEMM floor), the per-phase split of
-every call on one thread (``bench_ops_phases.py``) and, unless ``--no-doc``, rewrites
+every call on one thread (``bench_ops_phases.py``), the serial part and critical path of every
+call on the engine's threads (``_ops_threads.py``) and, unless ``--no-doc``, rewrites
 docs/ops-benchmark.md. Never asserts on time.
 """
 
@@ -32,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ops_memory import peak_bytes  # noqa: E402
 from _ops_report import Memory, Row, render_doc, render_table, targets  # noqa: E402
 from _ops_runners import BATCH, LAYERS, SETTLE, run_layer  # noqa: E402
+from _ops_threads import thread_table  # noqa: E402
 from bench_ops_phases import phase_table  # noqa: E402
 from stridelab.ops._parallel import cores, current_threads  # noqa: E402
 from stridelab.ops._workspace import cache_bytes, column_bytes  # noqa: E402
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.extend(run_layer(layer, repeats, args.budget, args.settle))
     memory = measure_memory()
     phases = phase_table(min(repeats, 5))
+    threads = thread_table(current_threads(), min(repeats, 5))
     table = render_table(rows)
     verdicts = targets(rows, memory)
     print(table)
@@ -128,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(verdicts))
     print()
     print(phases)
+    print()
+    print(threads)
     if not args.no_doc:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        text = render_doc(table, verdicts, info, stamp, repeats, phases, args.settle)
+        text = render_doc(table, verdicts, info, stamp, repeats, phases, threads, args.settle)
         DOC.parent.mkdir(parents=True, exist_ok=True)
         tmp = DOC.with_suffix(".md.tmp")
         tmp.write_text(text, encoding="utf-8")
