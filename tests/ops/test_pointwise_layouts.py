@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stridelab import ops
-from stridelab.ops import _rowgemm
+from stridelab.ops import _pointwise, _rowgemm
 from tests._budget import budget
 
 
@@ -51,17 +51,22 @@ def test_row_bands_partition_rows_evenly(rows: int, width: int, limit: int) -> N
         assert max(sizes) <= per
 
 
-@pytest.mark.parametrize("stride", [2, (3, 2)])
-def test_banded_strided_pointwise_forward_matches_torch_and_threads(
-        stride: int | tuple[int, int], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Many row bands (a budget of a few rows; x C-contiguous, so the subsample GEMM path):
-    float64 against torch, float32 bit-identical for 1, 2 and 3 threads."""
+@pytest.mark.parametrize("stride, last", [(1, True), (2, False), (2, True), ((3, 2), False)])
+def test_banded_pointwise_forward_matches_torch_and_threads(
+        stride: int | tuple[int, int], last: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many pieces (a budget of a few rows): strided, pieces of output rows gathered and
+    multiplied; stride 1 on channels-last memory, row bands of one GEMM. float64 against torch,
+    float32 bit-identical for 1, 2 and 3 threads."""
     monkeypatch.setattr(_rowgemm, "column_bytes", lambda: 700)
+    monkeypatch.setattr(_pointwise, "column_bytes", lambda: 700)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 24, 13, 11))
+    if last:
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
     w = rng.standard_normal((10, 24, 1, 1))
     y = ops.conv(x, w, stride=stride)
-    expected = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride).numpy()
+    expected = F.conv2d(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(w),
+                        stride=stride).numpy()
     np.testing.assert_allclose(y, expected, rtol=1e-10, atol=1e-12)
     x32, w32 = x.astype(np.float32), w.astype(np.float32)
     one = ops.conv(x32, w32, stride=stride, threads=1)

@@ -4,12 +4,13 @@ The layout decides the product:
 
 * C-contiguous (NCHW) input, stride 1: ``W @ X[n]`` per image (a batched GEMM of
   ``(C_out, C_in)`` by ``(C_in, positions)``), no copy of the input at all, NCHW result.
-* C-contiguous input, stride > 1: the subsample is copied once as a ``(C_in, N * positions)``
-  matrix (its rows are runs of the NCHW input, so the copy reads only the sampled rows) and the
-  whole batch is one GEMM ``X.T @ W.T`` (in cache-sized row bands over the threads,
-  :mod:`~stridelab.ops._rowgemm`), giving a channels-last result.
-* Any other input is gathered channels-last, ``(N * positions, C_in)``, and multiplied by ``W.T``
-  in one GEMM; the result is a channels-first view of channels-last memory.
+* Stride > 1, any layout: in cache-sized pieces of output rows, the sampled pixels are copied
+  channels-last ``(rows, C_in)`` into the thread's buffer and multiplied by ``W.T`` straight
+  into the channels-last result (the copy reads only the sampled rows; only 1/prod(stride) of
+  the input is ever copied, a piece at a time).
+* Stride 1, any other layout: the input viewed channels-last, ``(N * positions, C_in)``, times
+  ``W.T`` in cache-sized row bands over the threads (:mod:`~stridelab.ops._rowgemm`).
+  Results of the last two are channels-first views of channels-last memory.
 
 Backward (:func:`backward`): the weight gradient is ``grad_out^T @ subsample`` and the input
 gradient ``grad_out @ W`` written only into the sampled pixels. Stride 1 is one pass over bands
@@ -26,7 +27,6 @@ from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._layout import as_channels_first, channels_last, contiguous
 from stridelab.ops._parallel import run_pieces
 from stridelab.ops._rowgemm import matmul_rows
-from stridelab.ops._windows import copy_into
 from stridelab.ops._workspace import column_bytes, scratch
 
 WEIGHT_ROWS = 128  # output channels per weight-gradient task of the strided backward
@@ -57,22 +57,34 @@ def _forward_channels_first(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -
     return out.reshape(geom.batch, geom.out_channels, *geom.out_size)
 
 
-def _forward_subsampled(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
-    """Strided, NCHW: the ``(C_in, N * positions)`` subsample times ``W.T``, one GEMM."""
-    index = (slice(None), slice(None), *_sample_index(geom))
-    sub = np.empty((geom.in_channels, geom.batch, *geom.out_size), dtype=x.dtype)
-    copy_into(sub, np.moveaxis(x[index], 1, 0))
-    flat = sub.reshape(geom.in_channels, geom.batch * geom.out_positions)
-    out = matmul_rows(flat.T, w2.T)  # (N * positions, C_out): channels-last
+def _forward_strided(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Strided, any layout: per cache-sized piece of output rows (:mod:`~stridelab.ops._chunks`),
+    its sampled pixels are copied channels-last into the thread's buffer and multiplied by
+    ``W.T`` straight into the channels-last result (the copy and the product share the
+    threads, and the product reads its operand from cache)."""
+    cin = geom.in_channels
+    x_cl = np.moveaxis(x, 1, -1)
+    out = np.empty((geom.batch * geom.out_positions, geom.out_channels), dtype=x.dtype)
+    pieces = [piece for unit in plan(geom, x.itemsize, budget=column_bytes()) for piece in unit]
+    w_t = w2.T
+
+    def work(index: int) -> None:
+        piece = pieces[index]
+        sampled = x_cl[_piece_index(geom, piece)]
+        rows = scratch("pointwise_x", (piece.count, cin), x.dtype)
+        np.copyto(rows.reshape(sampled.shape), sampled)
+        np.matmul(rows, w_t, out=out[piece.start:piece.start + piece.count])
+
+    run_pieces(work, len(pieces))
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 
 
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     w2 = w.reshape(geom.out_channels, geom.in_channels)
-    if x.flags.c_contiguous and geom.out_size == geom.in_size:
-        return _forward_channels_first(x, w2, geom)
+    if geom.out_size != geom.in_size:
+        return _forward_strided(x, w2, geom)
     if x.flags.c_contiguous:
-        return _forward_subsampled(x, w2, geom)
+        return _forward_channels_first(x, w2, geom)
     out = matmul_rows(_sub_last(x, geom), w2.T)
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 
