@@ -202,9 +202,10 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   depend on the geometry only, so the result is bit-identical for every thread count.
 - The weight matrix (`(taps * C_in, C_out)`, a transposing copy) is cached per weight array and
   rebuilt when the array or its bytes change.
-- 1x1 strided on an NCHW input: the subsample is copied once as a `(C_in, N x positions)` matrix
-  (reading only the sampled rows) and multiplied by the weight in one GEMM. Its backward copies
-  the subsample once (channels-last, split over the threads), then the threads take tasks: the
+- 1x1 strided: in cache-sized pieces of output rows, each thread copies the piece's sampled
+  pixels channels-last into its buffer (reading only the sampled rows) and multiplies them by
+  the weight straight into the result. Its backward copies the subsample once (channels-last,
+  split over the threads), then the threads take tasks: the
   weight gradient in blocks of 128 output channels, each one whole product
   `grad_out[:, block]^T @ subsample` (no partial sums), and bands of `grad_out @ W` written
   straight into the sampled pixels of the input gradient (the others stay zero, never touched).
