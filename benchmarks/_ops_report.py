@@ -205,10 +205,10 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 - 1x1 strided: in cache-sized pieces of output rows, each thread copies the piece's sampled
   pixels channels-last into its buffer (reading only the sampled rows) and multiplies them by
   the weight straight into the result. Its backward copies the subsample once (channels-last,
-  split over the threads), then the threads take tasks: the
-  weight gradient in blocks of 128 output channels, each one whole product
-  `grad_out[:, block]^T @ subsample` (no partial sums), and bands of `grad_out @ W` written
-  straight into the sampled pixels of the input gradient (the others stay zero, never touched).
+  split over the threads), then the threads take tasks: the weight gradient in blocks of 128
+  output channels, each one whole product `grad_out[:, block]^T @ subsample` (no partial
+  sums), and bands of output rows, each zeroing its rows of the input gradient and writing
+  `grad_out @ W` into their sampled pixels.
 - Backward: per piece, `grad_weight += patches.T @ grad_out` and `grad_patches = grad_out @ W.T`,
   whose tap blocks are added into strided windows of the input gradient (col2im). Threads take
   whole images, so no two threads add into the same pixels. For the 3-channel stem the gradient
