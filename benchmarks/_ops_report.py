@@ -195,11 +195,12 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 ## How stridelab.ops computes these
 
 - General convolutions: the padded input is copied once to channels-last memory (into a buffer
-  the calling thread reuses). The output positions are cut into pieces whose patch matrix
-  (`rows x taps * C_in`) is about 1.5 per-core L2 caches (a band of output rows, or whole images
-  when they are small); each thread gathers a piece into its own reused buffer and multiplies it
-  by the weight matrix with single-threaded BLAS, writing straight into the result. The pieces
-  depend on the geometry only, so the result is bit-identical for every thread count.
+  the calling thread reuses; the copy is split over the threads by image). The output
+  positions are cut into pieces whose patch matrix (`rows x taps * C_in`) is about 1.5 per-core
+  L2 caches (a band of output rows, or whole images when they are small); each thread gathers
+  a piece into its own reused buffer and multiplies it by the weight matrix with
+  single-threaded BLAS, writing straight into the result. The pieces depend on the geometry
+  only, so the result is bit-identical for every thread count.
 - The weight matrix (`(taps * C_in, C_out)`, a transposing copy) is cached per weight array and
   rebuilt when the array or its bytes change.
 - 1x1 strided: in cache-sized pieces of output rows, each thread copies the piece's sampled
@@ -211,10 +212,12 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   `grad_out @ W` into their sampled pixels.
 - Backward: per piece, `grad_weight += patches.T @ grad_out` and `grad_patches = grad_out @ W.T`,
   whose tap blocks are added into strided windows of the input gradient (col2im). Threads take
-  whole images, so no two threads add into the same pixels. For the 3-channel stem the gradient
-  buffer is channels-first and split by stride phase, so every addition is a unit-stride run.
-  No dense result is ever subsampled and no inserted zero is multiplied (tests/ops/test_work.py
-  counts the BLAS multiply-adds: exactly the strided MACs; this benchmark checks the same).
+  whole images, so no two threads add into the same pixels; each zeroes its images of the
+  input gradient just before its first additions (no serial zero-filling by the caller). For
+  the 3-channel stem the gradient buffer is channels-first and split by stride phase, so every
+  addition is a unit-stride run. No dense result is ever subsampled and no inserted zero is
+  multiplied (tests/ops/test_work.py counts the BLAS multiply-adds: exactly the strided MACs;
+  this benchmark checks the same).
 - Threads: `threads=` on `conv` / `conv_backward`, else `STRIDELAB_NUM_THREADS`, else what
   NumPy's BLAS is allowed (threadpoolctl). See the `stridelab.ops` docstring.
 
