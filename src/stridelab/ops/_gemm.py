@@ -51,13 +51,42 @@ def cached_weight_matrix(w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     return WEIGHTS.get(w, ("gemm", geom.groups), lambda a: weight_matrix(a, geom))
 
 
+SHORT_RUN = 64  # numbers: kernel-row runs up to this long are gathered as opaque elements
+
+
+def _kernel_rows(a: np.ndarray) -> np.ndarray | None:
+    """``a`` ``(..., k_last, C)`` as ``(...)`` elements of one opaque ``k_last * C``-number run
+    each (a void dtype), when those runs are short (at most :data:`SHORT_RUN` numbers) and
+    contiguous in memory (dilation 1 on the last axis); else None.
+
+    Copying patches run by run instead of number by number: NumPy's inner copy loop then goes
+    along the output positions (one run each) instead of along one short run; for the stem
+    (3 channels x 7 taps = 21 numbers per run) its gather took 8.4 instead of 10.3 ms at stride
+    2 (33.8 vs 41.8 ms at stride 1) on one thread here. Long runs (many channels) gain nothing.
+    The copied bytes are the same.
+    """
+    k_last, channels = a.shape[-2:]
+    if k_last * channels > SHORT_RUN:
+        return None
+    if a.strides[-1] != a.itemsize or a.strides[-2] != channels * a.itemsize:
+        return None
+    run = np.dtype((np.void, k_last * channels * a.itemsize))
+    merged = a.reshape(*a.shape[:-2], k_last * channels)  # a view: the two axes are contiguous
+    return merged.view(run)[..., 0]
+
+
 def gather(view: np.ndarray, piece: Piece, geom: ConvGeometry) -> np.ndarray:
     """Patches of ``piece`` as ``(g, rows, taps * C_in/g)`` in this thread's column buffer."""
     part = view[piece.images, piece.rows]
     cig = geom.in_per_group
     cols = scratch("cols", (geom.groups, piece.count, geom.taps * cig), view.dtype)
     shaped = cols.reshape(geom.groups, *part.shape[:-1], cig)
-    if geom.groups == 1:
+    runs = _kernel_rows(part) if geom.groups == 1 else None
+    if runs is not None:
+        target = _kernel_rows(shaped[0])
+        assert target is not None  # a C-contiguous buffer
+        np.copyto(target, runs)
+    elif geom.groups == 1:
         np.copyto(shaped[0], part)
     else:
         grouped = part.reshape(*part.shape[:-1], geom.groups, cig)
