@@ -198,7 +198,8 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   the calling thread reuses; the copy is split over the threads by image). The output
   positions are cut into pieces whose patch matrix (`rows x taps * C_in`) is about 1.5 per-core
   L2 caches (a band of output rows, or whole images when they are small); each thread gathers
-  a piece into its own reused buffer and multiplies it by the weight matrix with
+  a piece into its own reused buffer (short kernel-row runs, like the stem's 7 taps x 3
+  channels, copied as one opaque element each) and multiplies it by the weight matrix with
   single-threaded BLAS, writing straight into the result. The pieces depend on the geometry
   only, so the result is bit-identical for every thread count.
 - The weight matrix (`(taps * C_in, C_out)`, a transposing copy) is cached per weight array and
