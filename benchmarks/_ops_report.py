@@ -233,9 +233,9 @@ rest; this run:
 Stride 2 shrinks the GEMMs, the gather and col2im with the output; two costs keep the size
 of the *input*: the padded channels-last copy (3x3 and stem) and the zero-filled input gradient
 (backward; zeroed by the worker threads, image by image or band by band, just before their
-first additions, so it shows inside col2im / rest). On the 3x3 those are about 6-8 ms of a
-65-80 ms stride-2 backward on one thread, and its gather and col2im shrink only 2-3x, so its
-ratio stays at 3.0-3.5 while its GEMMs alone reach 3.6-4.0.
+first additions, so it shows inside col2im / rest). On the 3x3 those are about 4-8 ms of a
+65-90 ms stride-2 backward on one thread, and its gather and col2im shrink only 2-3x, so its
+ratio stays at 3.0-3.7 while its GEMMs alone reach 3.6-4.2.
 Tried and measured slower here: copying each piece's band of padded rows in its worker instead
 of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), each
 thread copying the whole images its pieces read (no barrier before the pieces, but 3-4% more
@@ -271,5 +271,8 @@ on a loaded machine), not by waiting for each other.
   that does not shrink with the output (the padded layout copy and the zero-filled input
   gradient are the size of the input at any stride).
 - `make bench` on a quiet machine gives the numbers to quote; on a shared machine the ratios
-  are noisy (several implementations run between two runs of the same one).
+  are noisy (several implementations run between two runs of the same one, and the load can
+  change between a layer's stride-2 and stride-1 rows: a stride ratio far above 4, for torch
+  as for stridelab, is such a change, not speed). The one-thread phase table and the thread
+  table use CPU time and are the steadier ones.
 """
