@@ -40,17 +40,29 @@ LAYERS = [
 BATCH = 8
 
 
-def best_times(fns: dict[str, Callable[[], object]], repeats: int, budget: float
-               ) -> dict[str, float]:
-    """Best of up to ``repeats`` interleaved rounds (fewer if a round exceeds ``budget`` / repeats)."""
+SETTLE = 0.15  # seconds of idle before each timed call (see best_times)
+
+
+def best_times(fns: dict[str, Callable[[], object]], repeats: int, budget: float,
+               settle: float = SETTLE) -> dict[str, float]:
+    """Best of up to ``repeats`` interleaved rounds (fewer if a round exceeds ``budget`` / repeats).
+
+    Before every timed call the process sleeps ``settle`` seconds: a threaded BLAS call leaves
+    its worker threads spinning (OpenBLAS: 2^28 cycles by default, about 0.1 s here), and
+    without a pause they take a core from whichever implementation runs next (measured: the
+    stridelab 1x1 stride-2 backward 85-91 ms right after the im2col idiom, 65 ms after a pause,
+    on a loaded machine). The pause is not timed.
+    """
     best = {}
     for name, fn in fns.items():  # warm: allocations, BLAS threads, oneDNN primitives
+        time.sleep(settle)
         start = time.perf_counter()
         fn()
         best[name] = time.perf_counter() - start
     rounds = max(2, min(repeats, int(budget / max(sum(best.values()), 1e-9))))
     for _ in range(rounds):
         for name, fn in fns.items():
+            time.sleep(settle)
             start = time.perf_counter()
             fn()
             best[name] = min(best[name], time.perf_counter() - start)
@@ -75,7 +87,7 @@ def _torch_fns(x: np.ndarray, w: np.ndarray, g_shape: tuple[int, ...], s: int, p
     return fwd, bwd
 
 
-def run_layer(layer: Layer, repeats: int, budget: float) -> list[Row]:
+def run_layer(layer: Layer, repeats: int, budget: float, settle: float = SETTLE) -> list[Row]:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, layer.in_channels, layer.size, layer.size), np.float32)
     w = rng.standard_normal((layer.out_channels, layer.in_channels, layer.kernel, layer.kernel),
@@ -107,7 +119,7 @@ def run_layer(layer: Layer, repeats: int, budget: float) -> list[Row]:
             assert gemm_flops(products) == flops, "the engine's GEMMs must be exactly the MACs"
             timed = {impl: fns[impl][index] for impl in IMPLS}
             timed[GEMM] = replay(products, threads)
-            times = best_times(timed, repeats, budget)
+            times = best_times(timed, repeats, budget, settle)
             rows.append(Row(layer.name, s, s == layer.stride, pass_name, flops, times))
             print(f"  {layer.name} s{s} {pass_name}: " + ", ".join(
                 f"{impl} {t * 1e3:.1f} ms" for impl, t in times.items()), flush=True)

@@ -1,15 +1,19 @@
 """stridelab.ops against PyTorch, two NumPy idioms and its own GEMM floor on ResNet-50's strided layers.
 
-Run: ``.venv/bin/python benchmarks/bench_ops.py [--quick] [--repeats N] [--budget S] [--no-doc]``.
+Run: ``.venv/bin/python benchmarks/bench_ops.py [--quick] [--repeats N] [--budget S] [--settle S]
+[--no-doc]``.
 
 Batch 8, float32, NCHW input. Layers: the stem (7x7/2, 3->64, 224x224, pad 3), a 3x3/2
 (128->128, 56x56, pad 1) and a 1x1/2 projection (256->512, 56x56), each also at stride 1 on the
 same input. Forward, and backward = grad_x + grad_weight (no bias). All implementations of a row
-are timed round-robin, best of ``--repeats``; GFLOP/s counts FLOPs = 2 * MACs. PyTorch runs
-with as many threads as stridelab uses. The header names the CPU, NumPy's BLAS and kernels
-(threadpoolctl), thread counts and the environment variables that change them. Prints a table,
-the targets of issue 15 (MET / NOT MET), the per-phase split of every call on one thread
-(``bench_ops_phases.py``) and, unless ``--no-doc``, rewrites
+are timed round-robin, best of ``--repeats``, each timed call after ``--settle`` idle seconds
+(threads a threaded BLAS call leaves spinning would otherwise slow the next one); GFLOP/s
+counts FLOPs = 2 * MACs. PyTorch runs with as many threads as stridelab uses. The header
+names the CPU, NumPy's BLAS and kernels (threadpoolctl), thread counts and the environment
+variables that change them. Prints a table, the targets of issue 15 (MET / NOT MET, and for
+each NOT MET one the score of an engine running at its GEMM floor), the per-phase split of
+every call on one thread (``bench_ops_phases.py``), the serial part and critical path of every
+call on the engine's threads (``_ops_threads.py``) and, unless ``--no-doc``, rewrites
 docs/ops-benchmark.md. Never asserts on time.
 """
 
@@ -28,7 +32,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ops_memory import peak_bytes  # noqa: E402
 from _ops_report import Memory, Row, render_doc, render_table, targets  # noqa: E402
-from _ops_runners import BATCH, LAYERS, run_layer  # noqa: E402
+from _ops_runners import BATCH, LAYERS, SETTLE, run_layer  # noqa: E402
+from _ops_threads import thread_table  # noqa: E402
 from bench_ops_phases import phase_table  # noqa: E402
 from stridelab.ops._parallel import cores, current_threads  # noqa: E402
 from stridelab.ops._workspace import cache_bytes, column_bytes  # noqa: E402
@@ -97,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="interleaved rounds per row")
     parser.add_argument("--budget", type=float, default=20.0,
                         help="seconds per row before fewer rounds are run (default 20)")
+    parser.add_argument("--settle", type=float, default=SETTLE,
+                        help=f"idle seconds before each timed call, so threads a previous "
+                             f"implementation left spinning stop (default {SETTLE})")
     parser.add_argument("--no-doc", action="store_true", help="do not rewrite the doc page")
     args = parser.parse_args(argv)
     repeats = args.repeats or (2 if args.quick else 7)
@@ -104,15 +112,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be >= 1")
     if args.budget <= 0:
         parser.error("--budget must be > 0")
+    if args.settle < 0:
+        parser.error("--settle must be >= 0")
     torch.set_num_threads(current_threads())
     info = machine()
     print("\n".join(info))
     print(f"best of {repeats} interleaved warm runs, batch {BATCH}, float32\n", flush=True)
     rows: list[Row] = []
     for layer in LAYERS:
-        rows.extend(run_layer(layer, repeats, args.budget))
+        rows.extend(run_layer(layer, repeats, args.budget, args.settle))
     memory = measure_memory()
     phases = phase_table(min(repeats, 5))
+    threads = thread_table(current_threads(), min(repeats, 5))
     table = render_table(rows)
     verdicts = targets(rows, memory)
     print(table)
@@ -120,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(verdicts))
     print()
     print(phases)
+    print()
+    print(threads)
     if not args.no_doc:
         stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        text = render_doc(table, verdicts, info, stamp, repeats, phases)
+        text = render_doc(table, verdicts, info, stamp, repeats, phases, threads, args.settle)
         DOC.parent.mkdir(parents=True, exist_ok=True)
         tmp = DOC.with_suffix(".md.tmp")
         tmp.write_text(text, encoding="utf-8")

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stridelab import ops
-from stridelab.ops import _chunks, _parallel, _weights, _workspace
+from stridelab.ops import _chunks, _gemm, _parallel, _pointwise, _weights, _workspace
 from stridelab.ops._geometry import conv_geometry
 from tests._budget import budget
 from tests.ops import _torch_ref as ref
@@ -302,3 +302,56 @@ def test_cached_weight_matrices_are_read_only_copies() -> None:
     assert second is not first and second[1, 0] == -1.0 and first[1, 0] == 1.0
     del w
     assert len(cache) == 0  # entries die with their array
+
+
+@pytest.mark.parametrize("cin, k, s, p, threads", [
+    (5, 3, 2, 1, 2),  # few channels: the channels-first phase buffer
+    (20, 3, 2, 1, 3),  # channels-last buffer
+    (20, 3, 1, 1, 1),
+    (24, 1, 2, 0, 2),  # 1x1 strided: bands zero their own input rows
+    (24, 1, 3, 0, 1),
+])
+def test_input_gradient_is_zeroed_by_the_workers(cin: int, k: int, s: int, p: int, threads: int,
+                                                 tiny_pieces: None,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Input-gradient buffers are uninitialised and zeroed image by image (band by band) in the
+    workers: with every fresh np.empty filled with NaN, a pixel left unzeroed would show."""
+    real_empty = np.empty
+
+    def poisoned(*args: object, **kwargs: object) -> np.ndarray:
+        out = real_empty(*args, **kwargs)  # type: ignore[call-overload]
+        if out.dtype.kind == "f":
+            out.fill(np.nan)
+        return out
+
+    case = _case(3, cin, 7, (11, 10), k, s, p)
+    x, w, b = _arrays(case, seed=4)
+    g = np.random.default_rng(9).standard_normal(
+        ops.conv(x, w, b, case.stride, case.padding).shape)
+    expected = ref.conv(case, x, w, b, g)
+    monkeypatch.setattr(_pointwise, "column_bytes", lambda: 600)  # 1x1: bands of 1-2 rows
+    monkeypatch.setattr(np, "empty", poisoned)
+    gx, gw, _ = ops.conv_backward(g, x, w, case.stride, case.padding, threads=threads)
+    ref.assert_close(gx, expected[1], 1e-10, f"grad_x {case}")
+    ref.assert_close(gw, expected[2], 1e-10, f"grad_weight {case}")
+
+
+@pytest.mark.parametrize("cin, k, s, d", [(3, 7, 2, 1), (2, 3, 1, 1), (3, 3, 2, 2), (40, 3, 2, 1)])
+def test_gather_by_kernel_rows_copies_the_same_patches(cin: int, k: int, s: int, d: int,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Short kernel-row runs are gathered as opaque elements: the patch matrix must equal the
+    one gathered number by number (SHORT_RUN = 0) and a brute-force patch of the padded input."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((2, cin, 15, 13)).astype(np.float32)
+    geom = conv_geometry(x.shape, (4, cin, k, k), (s, s), 2, (d, d), 1)
+    view = _gemm.padded_view(x, geom)
+    pieces = [piece for unit in _chunks.plan(geom, 4, budget=900) for piece in unit]
+    padded = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)))
+    for piece in pieces:
+        by_runs = _gemm.gather(view, piece, geom).copy()
+        with monkeypatch.context() as patch:
+            patch.setattr(_gemm, "SHORT_RUN", 0)
+            assert np.array_equal(by_runs, _gemm.gather(view, piece, geom))
+        n, row = piece.images.start, piece.rows.start  # first patch of the piece, brute force
+        window = padded[n, :, row * s:row * s + d * (k - 1) + 1:d, 0:d * (k - 1) + 1:d]
+        assert np.array_equal(by_runs[0, 0], window.transpose(1, 2, 0).reshape(-1))

@@ -67,3 +67,42 @@ def test_pointwise_backward_bits_do_not_depend_on_threads(stride: object,
         other = ops.conv_backward(g, x, w, stride=stride, bias=False, threads=threads)
         for a, b in zip(one[:2], other[:2]):
             assert a is not None and b is not None and np.array_equal(a, b)
+
+
+@settings(max_examples=budget(20), deadline=None)
+@given(case=pointwise_cases().filter(lambda c: any(s > 1 for s in c.stride)),
+       seed=st.integers(0, 2**31), weight_rows=st.integers(1, 4), band_bytes=st.integers(1, 512),
+       x_last=st.booleans(), threads=st.integers(1, 3))
+def test_strided_backward_in_weight_blocks_matches_torch(case: ConvCase, seed: int,
+                                                         weight_rows: int, band_bytes: int,
+                                                         x_last: bool, threads: int) -> None:
+    """The strided path: weight gradient by blocks of output channels (one whole product each),
+    input gradient by bands; blocks of one channel, a last short block, one block for all."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((case.batch, case.in_channels, *case.size))
+    w = rng.standard_normal((case.out_channels, case.in_channels, *case.kernel))
+    g = rng.standard_normal(ops.conv(x, w, stride=case.stride).shape)
+    expected = ref.conv(case, x, w, np.zeros(case.out_channels), g)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_pointwise, "WEIGHT_ROWS", weight_rows)
+        patch.setattr(_pointwise, "column_bytes", lambda: band_bytes)
+        gx, gw, _ = ops.conv_backward(g, x if not x_last or x.ndim < 3 else _channels_last(x), w,
+                                      stride=case.stride, bias=False, threads=threads)
+    ref.assert_close(gx, expected[1], 1e-10, f"grad_x {case}")
+    ref.assert_close(gw, expected[2], 1e-10, f"grad_weight {case}")
+
+
+def test_strided_backward_blocks_bits_do_not_depend_on_threads(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Several weight blocks and input-gradient bands taken by 1, 2 or 3 threads: same bits."""
+    monkeypatch.setattr(_pointwise, "WEIGHT_ROWS", 7)
+    monkeypatch.setattr(_pointwise, "column_bytes", lambda: 4096)
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 32, 15, 14)).astype(np.float32)
+    w = rng.standard_normal((45, 32, 1, 1)).astype(np.float32)
+    g = rng.standard_normal(ops.conv(x, w, stride=2).shape).astype(np.float32)
+    one = ops.conv_backward(g, x, w, stride=2, bias=False, threads=1)
+    for threads in (2, 3):
+        other = ops.conv_backward(g, x, w, stride=2, bias=False, threads=threads)
+        for a, b in zip(one[:2], other[:2]):
+            assert a is not None and b is not None and np.array_equal(a, b)

@@ -22,10 +22,16 @@ from stridelab.ops._windows import copy_into
 
 
 class GradBuffer:
-    """Zero-initialised gradient of the padded input (layout chosen by ``channels_first``)."""
+    """Gradient of the padded input (layout chosen by ``channels_first``), zero-initialised.
+
+    ``zeroed=False``: the memory is left uninitialised and the caller zeroes each image with
+    :meth:`clear` before adding into it (on the worker thread that owns the image, so the
+    zero-filling is split over the threads instead of done by ``np.zeros`` on the caller: a
+    freed large block is reused from the heap and ``calloc`` then clears it serially).
+    """
 
     def __init__(self, geom: ConvGeometry, channels: int, dtype: np.dtype,
-                 channels_first: bool = False) -> None:
+                 channels_first: bool = False, zeroed: bool = True) -> None:
         self.geom = geom
         self.channels = channels
         self.channels_first = channels_first
@@ -36,7 +42,11 @@ class GradBuffer:
             shape = (geom.batch, channels, *geom.stride, *self.quotient)
         else:
             shape = (geom.batch, *self.full, channels)
-        self.data = np.zeros(shape, dtype=dtype)
+        self.data = np.zeros(shape, dtype=dtype) if zeroed else np.empty(shape, dtype=dtype)
+
+    def clear(self, images: slice) -> None:
+        """Zero every number of ``images`` (a contiguous block of the buffer)."""
+        self.data[images] = 0
 
     def window(self, chunk: slice, tap: Sequence[int], rows: slice | None = None) -> np.ndarray:
         """Writable view ``(n, *out, C)`` (``(n, C, *out)`` if channels-first) for one tap.

@@ -4,16 +4,18 @@ The layout decides the product:
 
 * C-contiguous (NCHW) input, stride 1: ``W @ X[n]`` per image (a batched GEMM of
   ``(C_out, C_in)`` by ``(C_in, positions)``), no copy of the input at all, NCHW result.
-* C-contiguous input, stride > 1: the subsample is copied once as a ``(C_in, N * positions)``
-  matrix (its rows are runs of the NCHW input, so the copy reads only the sampled rows) and the
-  whole batch is one GEMM ``X.T @ W.T`` (in cache-sized row bands over the threads,
-  :mod:`~stridelab.ops._rowgemm`), giving a channels-last result.
-* Any other input is gathered channels-last, ``(N * positions, C_in)``, and multiplied by ``W.T``
-  in one GEMM; the result is a channels-first view of channels-last memory.
+* Stride > 1, any layout: in cache-sized pieces of output rows, the sampled pixels are copied
+  channels-last ``(rows, C_in)`` into the thread's buffer and multiplied by ``W.T`` straight
+  into the channels-last result (the copy reads only the sampled rows; only 1/prod(stride) of
+  the input is ever copied, a piece at a time).
+* Stride 1, any other layout: the input viewed channels-last, ``(N * positions, C_in)``, times
+  ``W.T`` in cache-sized row bands over the threads (:mod:`~stridelab.ops._rowgemm`).
+  Results of the last two are channels-first views of channels-last memory.
 
-Backward is one pass over bands of output rows (:func:`backward`): the weight gradient is
-``grad_out^T @ subsample`` with the subsample copied band by band, and the input gradient is
-``grad_out @ W`` written only into the sampled pixels.
+Backward (:func:`backward`): the weight gradient is ``grad_out^T @ subsample`` and the input
+gradient ``grad_out @ W`` written only into the sampled pixels. Stride 1 is one pass over bands
+of output rows (the input copied band by band); strided, the subsample is copied once (as in
+the forward) and the weight gradient is a few whole products, by blocks of output channels.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._layout import as_channels_first, channels_last, contiguous
 from stridelab.ops._parallel import run_pieces
 from stridelab.ops._rowgemm import matmul_rows
-from stridelab.ops._windows import copy_into
 from stridelab.ops._workspace import column_bytes, scratch
+
+WEIGHT_ROWS = 128  # output channels per weight-gradient task of the strided backward
 
 
 def _sample_index(geom: ConvGeometry) -> tuple[slice, ...]:
@@ -54,22 +57,34 @@ def _forward_channels_first(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -
     return out.reshape(geom.batch, geom.out_channels, *geom.out_size)
 
 
-def _forward_subsampled(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
-    """Strided, NCHW: the ``(C_in, N * positions)`` subsample times ``W.T``, one GEMM."""
-    index = (slice(None), slice(None), *_sample_index(geom))
-    sub = np.empty((geom.in_channels, geom.batch, *geom.out_size), dtype=x.dtype)
-    copy_into(sub, np.moveaxis(x[index], 1, 0))
-    flat = sub.reshape(geom.in_channels, geom.batch * geom.out_positions)
-    out = matmul_rows(flat.T, w2.T)  # (N * positions, C_out): channels-last
+def _forward_strided(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Strided, any layout: per cache-sized piece of output rows (:mod:`~stridelab.ops._chunks`),
+    its sampled pixels are copied channels-last into the thread's buffer and multiplied by
+    ``W.T`` straight into the channels-last result (the copy and the product share the
+    threads, and the product reads its operand from cache)."""
+    cin = geom.in_channels
+    x_cl = np.moveaxis(x, 1, -1)
+    out = np.empty((geom.batch * geom.out_positions, geom.out_channels), dtype=x.dtype)
+    pieces = [piece for unit in plan(geom, x.itemsize, budget=column_bytes()) for piece in unit]
+    w_t = w2.T
+
+    def work(index: int) -> None:
+        piece = pieces[index]
+        sampled = x_cl[_piece_index(geom, piece)]
+        rows = scratch("pointwise_x", (piece.count, cin), x.dtype)
+        np.copyto(rows.reshape(sampled.shape), sampled)
+        np.matmul(rows, w_t, out=out[piece.start:piece.start + piece.count])
+
+    run_pieces(work, len(pieces))
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 
 
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     w2 = w.reshape(geom.out_channels, geom.in_channels)
-    if x.flags.c_contiguous and geom.out_size == geom.in_size:
-        return _forward_channels_first(x, w2, geom)
+    if geom.out_size != geom.in_size:
+        return _forward_strided(x, w2, geom)
     if x.flags.c_contiguous:
-        return _forward_subsampled(x, w2, geom)
+        return _forward_channels_first(x, w2, geom)
     out = matmul_rows(_sub_last(x, geom), w2.T)
     return as_channels_first(out.reshape(geom.batch, *geom.out_size, geom.out_channels))
 
@@ -81,27 +96,33 @@ def _piece_index(geom: ConvGeometry, piece: Piece) -> tuple[slice, ...]:
     return (piece.images, rows, *_sample_index(geom)[1:], slice(None))
 
 
+def _band_rows(geom: ConvGeometry, piece: Piece) -> tuple[slice, slice]:
+    """The input rows (first spatial axis) a piece's output rows own: ``rows.start * s`` up to
+    the next piece's first sampled row (the last piece: to the end), so pieces tile the input."""
+    first = geom.stride[0]
+    stop = piece.rows.stop * first if piece.rows.stop < geom.out_size[0] else geom.in_size[0]
+    return piece.images, slice(piece.rows.start * first, stop)
+
+
 def backward(
     grad_out: np.ndarray, x: np.ndarray | None, w: np.ndarray, geom: ConvGeometry,
     need_x: bool, need_w: bool,
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``grad_weight = grad_out^T @ subsample`` and ``grad_x`` scattered into the sampled pixels.
 
-    One pass over cache-sized pieces (bands of output rows, :mod:`~stridelab.ops._chunks`): per
-    piece the sampled input pixels are copied channels-last into the thread's buffer and
-    multiplied into the stripe's partial weight gradient, and ``grad_out @ W`` is written
-    straight into the sampled pixels of the channels-last input gradient (the others stay zero;
-    at stride 1 the piece's rows are the gradient's rows). Nothing input-sized is copied.
+    Strided: :func:`_strided_backward`. Stride 1, one pass over cache-sized pieces (bands of
+    output rows, :mod:`~stridelab.ops._chunks`): per piece the input pixels are copied
+    channels-last into the thread's buffer and multiplied into the stripe's partial weight
+    gradient, and ``grad_out @ W`` is written straight into the piece's rows of the
+    channels-last input gradient. Nothing input-sized is copied.
     """
     cout, cin = geom.out_channels, geom.in_channels
     w2 = w.reshape(cout, cin)
     g = channels_last(grad_out).reshape(-1, cout)
+    if geom.out_size != geom.in_size:
+        return _strided_backward(g, x if need_w else None, w2, geom, need_x, w.shape)
     dtype = g.dtype
-    strided = geom.out_size != geom.in_size
-    grad_x_cl = None
-    if need_x:
-        make = np.zeros if strided else np.empty
-        grad_x_cl = make((geom.batch, *geom.in_size, cin), dtype=dtype)
+    grad_x_cl = np.empty((geom.batch, *geom.in_size, cin), dtype=dtype) if need_x else None
     x_cl = np.moveaxis(x, 1, -1) if need_w and x is not None else None
     budget = column_bytes() * cin // (cin + cout)  # a piece's rows of grad_out and x together
     groups = stripes(plan(geom, dtype.itemsize, budget=max(1, budget)))
@@ -112,8 +133,8 @@ def backward(
     def work(slot: int) -> None:
         for order, piece in enumerate(groups[slot]):
             grads = g[piece.start:piece.start + piece.count]
-            index = _piece_index(geom, piece)
             if x_cl is not None and partial_w is not None:
+                index = _piece_index(geom, piece)
                 sampled = scratch("pointwise_x", (piece.count, cin), dtype)
                 np.copyto(sampled.reshape(x_cl[index].shape), x_cl[index])
                 if order == 0:
@@ -122,12 +143,7 @@ def backward(
                     product = scratch("pointwise_w", (cout, cin), dtype)
                     np.matmul(grads.T, sampled, out=product)
                     partial_w[slot] += product
-            if grad_x_cl is not None and strided:
-                scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
-                np.matmul(grads, w2, out=scattered)
-                target = grad_x_cl[index]
-                np.copyto(target, scattered.reshape(target.shape))
-            elif grad_x_cl is not None:
+            if grad_x_cl is not None:
                 rows = grad_x_cl.reshape(-1, cin)[piece.start:piece.start + piece.count]
                 np.matmul(grads, w2, out=rows)
 
@@ -135,5 +151,51 @@ def backward(
     grad_weight = None
     if partial_w is not None:
         grad_weight = sum_stripes(partial_w).reshape(w.shape)
+    grad_x = as_channels_first(grad_x_cl) if grad_x_cl is not None else None
+    return grad_x, grad_weight
+
+
+def _strided_backward(
+    g: np.ndarray, x: np.ndarray | None, w2: np.ndarray, geom: ConvGeometry, need_x: bool,
+    weight_shape: tuple[int, ...],
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Stride > 1: ``g`` is ``grad_out`` as ``(N * positions, C_out)``, ``w2`` ``(C_out, C_in)``.
+
+    The subsample (1/prod(stride) of ``x``) is copied once channels-last, split over the
+    threads. Then one set of tasks runs on the threads: the weight gradient in blocks of
+    :data:`WEIGHT_ROWS` output channels, each one whole product ``grad_out[:, block]^T @
+    subsample`` (every position in one GEMM: no partial sums to add), and the input gradient
+    in cache-sized bands of rows: each band zeroes its rows of the channels-last input
+    gradient (the zero-filling is split over the threads too) and writes ``grad_out @ W`` into
+    the sampled pixels. The blocks and bands do not depend on the thread count, so neither do
+    the bits.
+    """
+    cout, cin = w2.shape
+    dtype = g.dtype
+    sub = _sub_last(x, geom) if x is not None else None
+    grad_w = np.empty((cout, cin), dtype=dtype) if sub is not None else None
+    grad_x_cl = np.empty((geom.batch, *geom.in_size, cin), dtype=dtype) if need_x else None
+    blocks = [slice(a, min(a + WEIGHT_ROWS, cout)) for a in range(0, cout, WEIGHT_ROWS)]
+    if grad_w is None:
+        blocks = []
+    bands = [piece for unit in plan(geom, dtype.itemsize, budget=max(1, column_bytes() // 2))
+             for piece in unit] if grad_x_cl is not None else []
+
+    def work(index: int) -> None:
+        if index < len(blocks):
+            assert sub is not None and grad_w is not None
+            block = blocks[index]
+            np.matmul(g[:, block].T, sub, out=grad_w[block])
+            return
+        assert grad_x_cl is not None
+        piece = bands[index - len(blocks)]
+        scattered = scratch("pointwise_gx", (piece.count, cin), dtype)
+        np.matmul(g[piece.start:piece.start + piece.count], w2, out=scattered)
+        grad_x_cl[_band_rows(geom, piece)] = 0
+        target = grad_x_cl[_piece_index(geom, piece)]
+        np.copyto(target, scattered.reshape(target.shape))
+
+    run_pieces(work, len(blocks) + len(bands))
+    grad_weight = grad_w.reshape(weight_shape) if grad_w is not None else None
     grad_x = as_channels_first(grad_x_cl) if grad_x_cl is not None else None
     return grad_x, grad_weight
