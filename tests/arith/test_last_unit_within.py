@@ -1,5 +1,5 @@
-"""``ReceptiveField.last_unit_within``: the last index of an earlier map that a later unit reads,
-against a brute-force oracle (:func:`stridelab.arith.windows` lists every tap of every window)."""
+"""``ReceptiveField.first_unit_from`` / ``last_unit_within``: the first / last index of an earlier
+map that a later unit reads, against a brute-force oracle (:func:`stridelab.arith.windows` lists every tap of every window)."""
 
 from __future__ import annotations
 
@@ -16,16 +16,17 @@ from tests._budget import budget
 @settings(max_examples=budget(100))
 @given(r=st.integers(1, 9), big_s=st.integers(1, 4), big_p=st.integers(0, 6),
        k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3), size=st.integers(1, 30))
-def test_last_index_a_window_reads(r: int, big_s: int, big_p: int, k: int, s: int, d: int,
-                                   size: int) -> None:
+def test_first_and_last_index_a_window_reads(r: int, big_s: int, big_p: int, k: int, s: int,
+                                             d: int, size: int) -> None:
     earlier = ReceptiveField((r,), (big_s,), (big_p,))
     pad = (d * (k - 1)) // 2
     if size + 2 * pad < d * (k - 1) + 1:
         return
     later = earlier.then(k, s, pad, d)
     for u, taps in enumerate(windows(size, k, s, pad, d)):
-        end = later.end(u)
-        assert isinstance(end, (int, Fraction))
+        start, end = later.start(u), later.end(u)
+        assert isinstance(start, (int, Fraction)) and isinstance(end, (int, Fraction))
+        assert earlier.first_unit_from(start) == min(taps)
         assert earlier.last_unit_within(end) == max(taps)
 
 
@@ -37,22 +38,6 @@ def test_per_axis_fractions_and_errors() -> None:
         field.last_unit_within(1.5)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="position"):
         field.last_unit_within((1, 2, 3))
-
-
-@settings(max_examples=budget(100))
-@given(r=st.integers(1, 9), big_s=st.integers(1, 4), big_p=st.integers(0, 6),
-       k=st.integers(1, 7), s=st.integers(1, 4), d=st.integers(1, 3), size=st.integers(1, 30))
-def test_first_index_a_window_reads(r: int, big_s: int, big_p: int, k: int, s: int, d: int,
-                                    size: int) -> None:
-    earlier = ReceptiveField((r,), (big_s,), (big_p,))
-    pad = (d * (k - 1)) // 2
-    if size + 2 * pad < d * (k - 1) + 1:
-        return
-    later = earlier.then(k, s, pad, d)
-    for u, taps in enumerate(windows(size, k, s, pad, d)):
-        start = later.start(u)
-        assert isinstance(start, (int, Fraction))
-        assert earlier.first_unit_from(start) == min(taps)
 
 
 @settings(max_examples=budget(60))
