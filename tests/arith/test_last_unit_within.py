@@ -1,5 +1,6 @@
 """``ReceptiveField.first_unit_from`` / ``last_unit_within``: the first / last index of an earlier
-map that a later unit reads, against a brute-force oracle (:func:`stridelab.arith.windows` lists every tap of every window)."""
+map that a later unit reads, against a brute-force oracle (:func:`stridelab.arith.windows` lists
+every tap of every window)."""
 
 from __future__ import annotations
 
