@@ -27,11 +27,15 @@ PADDING_STRINGS = ("valid", "same", "same_lower")
 
 def is_int(value: object) -> bool:
     """True for integers, NumPy's included (any ``numbers.Integral``); ``bool`` is rejected."""
+    if type(value) is int:  # the common case, without the abstract-class check
+        return True
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
     """Return ``value`` as an int if it is an integer >= ``minimum``; else a message naming ``name``."""
+    if type(value) is int and value >= minimum:
+        return value
     if not is_int(value):
         raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} ({type(value).__name__})")
     number = operator.index(value)  # type: ignore[arg-type]  # is_int checked Integral

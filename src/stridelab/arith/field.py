@@ -37,6 +37,8 @@ class MisalignedError(ValueError):
 
 def _num(value: Number | float) -> Number:
     """Normalise to ``int`` when integral, else an exact ``Fraction``."""
+    if type(value) is int:
+        return value
     frac = Fraction(value)
     return int(frac) if frac.denominator == 1 else frac
 

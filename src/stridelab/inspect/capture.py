@@ -36,6 +36,11 @@ VIEWS = frozenset({"view", "_unsafe_view", "reshape", "expand", "permute", "tran
                    "as_strided", "unbind", "split", "split_with_sizes", "contiguous", "clone",
                    "flatten", "unflatten", "lift_fresh", "_reshape_alias", "expand_as",
                    "view_as", "unfold", "chunk", "movedim"})
+# operators whose results after the first are saved statistics for backward, which the
+# functional API (F.batch_norm, F.layer_norm, F.group_norm) never hands on
+NORM_STATISTICS = frozenset({"native_batch_norm", "_native_batch_norm_legit",
+                             "_native_batch_norm_legit_no_training", "native_layer_norm",
+                             "native_group_norm"})
 CONSTANT_LIKE = frozenset({"zeros_like", "ones_like", "empty_like", "full_like", "rand_like",
                            "randn_like", "new_zeros", "new_ones", "new_empty", "new_full",
                            "empty_strided", "scalar_tensor", "randint_like", "bernoulli"})
@@ -247,8 +252,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         results = outcome.results
         given_up: dict[int, ReceptiveField] = {}  # frozen field per result (norms: 2 extras)
         for index, t in enumerate(outputs):
-            if index and not t.numel():
-                continue  # an empty extra output (eval batch norm's saved statistics): no data
+            if index and (not t.numel() or name in NORM_STATISTICS):
+                continue  # a norm's saved statistics (empty on CPU in eval): no data onward
             which = min(index, len(results) - 1)
             result = results[which]
             if result.layout.shape != tuple(t.shape):

@@ -29,6 +29,11 @@ from torch.overrides import TorchFunctionMode
 from stridelab.inspect.capture import Group, Recorder
 from stridelab.inspect.rules import Call, outcome_of
 
+try:  # compiles the graph's Python code only when asked (the capture never calls forward)
+    from torch.fx._lazy_graph_module import _LazyGraphModule as _GraphModule
+except ImportError:  # pragma: no cover - older or newer torch without it
+    _GraphModule = torch.fx.GraphModule  # type: ignore[misc, assignment]
+
 _CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 
 
@@ -251,9 +256,11 @@ class _Runner(torch.nn.Module):
 
 
 def trace_fx(model: torch.nn.Module) -> torch.fx.GraphModule:
-    """FX symbolic tracing with :func:`is_leaf_module` (raises whatever FX raises)."""
+    """FX symbolic tracing with :func:`is_leaf_module` (raises whatever FX raises). The graph
+    module's Python code is generated lazily, on first use: the capture runs the graph node by
+    node and never needs it (6 ms of a ResNet-50 inspection)."""
     graph = _Tracer().trace(model)
-    return torch.fx.GraphModule(model, graph, type(model).__name__)
+    return _GraphModule(model, graph, type(model).__name__)
 
 
 def run_fx(graph_module: torch.fx.GraphModule, stand_ins: dict[int, torch.Tensor],
