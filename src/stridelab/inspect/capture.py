@@ -97,8 +97,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
 
     def begin(self, name: str, op: str, inputs: object) -> Group:
         group = Group(len(self.groups), name, op)
-        for leaf in tree_leaves(inputs):
-            if isinstance(leaf, torch.Tensor) and leaf in self.infos:
+        for leaf in _tensors(inputs):
+            if leaf in self.infos:
                 group.input_ids.add(id(leaf))
                 group.input_shapes.append(tuple(leaf.shape))
                 self._parent(group, self.infos[leaf].origin)

@@ -5,9 +5,10 @@ norm costs about 3 ms, a batch norm, GELU or softmax about 2 ms, an ``addmm`` 1 
 result is fully determined by a few lines of shape logic. :func:`meta_result` gives that result
 (empty meta tensors with the shapes, strides and dtypes the kernel would give) for the
 operators below, and ``None`` for any case it does not cover exactly, where the caller runs the
-kernel. The rules cover dense inputs only (contiguous, or channels-last for 4-d tensors) and
-floating dtypes; ``tests/inspect/test_metashapes.py`` checks every rule against the real
-kernel over shapes, layouts and dtypes.
+kernel. The rules cover floating dtypes, and dense inputs only (contiguous, or channels-last
+for 4-d tensors) where the output's layout follows the input's;
+``tests/inspect/test_metashapes.py`` checks every rule against the real kernel over shapes,
+layouts and dtypes.
 """
 
 from __future__ import annotations
@@ -56,6 +57,15 @@ def _dense_float(value: object) -> bool:
     return _layout(value) is not None
 
 
+def _float(value: object) -> bool:
+    """A floating meta tensor in any layout (for operators whose output is always contiguous),
+    except one that PyTorch calls contiguous with odd strides on size-1 dimensions (kernels that
+    call ``.contiguous()`` keep those strides)."""
+    return (isinstance(value, torch.Tensor) and value.device.type == "meta"
+            and value.dtype.is_floating_point and not value.requires_grad
+            and (not value.is_contiguous() or _layout(value) is torch.contiguous_format))
+
+
 def _like(t: torch.Tensor) -> torch.Tensor:
     """A fresh tensor of ``t``'s shape, dtype and memory format (``t`` passed :func:`_layout`)."""
     return torch.empty(tuple(t.shape), dtype=t.dtype, device="meta", memory_format=_layout(t)
@@ -92,9 +102,10 @@ def _batch_norm_no_training(args: tuple[Any, ...], kwargs: dict[str, Any]) -> An
 
 
 def _layer_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``native_layer_norm(input, normalized_shape, weight, bias, eps)``: a contiguous output;
-    mean and reciprocal std of shape ``input.shape[:-k] + (1,) * k``."""
-    if kwargs or len(args) != 5 or not _dense_float(args[0]):
+    """``native_layer_norm(input, normalized_shape, weight, bias, eps)``: a contiguous output
+    whatever the input's layout; mean and reciprocal std of shape ``input.shape[:-k] + (1,) * k``.
+    """
+    if kwargs or len(args) != 5 or not _float(args[0]):
         return None
     x, normalized = args[0], list(args[1])
     kept = x.dim() - len(normalized)
@@ -120,8 +131,9 @@ def _group_norm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``_softmax`` / ``_log_softmax(self, dim, half_to_float)``: a contiguous output."""
-    if kwargs or len(args) != 3 or not _dense_float(args[0]):
+    """``_softmax`` / ``_log_softmax(self, dim, half_to_float)``: a contiguous output whatever the
+    input's layout."""
+    if kwargs or len(args) != 3 or not _float(args[0]):
         return None
     x, half_to_float = args[0], args[2]
     if half_to_float is True and x.dtype in _LOW_PRECISION:
@@ -132,7 +144,7 @@ def _softmax(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _safe_softmax(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """``_safe_softmax(self, dim, dtype=None)``: a contiguous output."""
     dtype = kwargs.get("dtype", args[2] if len(args) > 2 else None)
-    if set(kwargs) - {"dtype"} or dtype is not None or not _dense_float(args[0]):
+    if set(kwargs) - {"dtype"} or dtype is not None or not _float(args[0]):
         return None
     return _contiguous(args[0].shape, args[0].dtype)
 
@@ -177,8 +189,8 @@ def _binary_inplace(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 def _roll(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """``roll(self, shifts, dims)``: a contiguous output."""
-    if kwargs or not args or not _dense_float(args[0]):
+    """``roll(self, shifts, dims)``: a contiguous output whatever the input's layout."""
+    if kwargs or not args or not _float(args[0]):
         return None
     return _contiguous(args[0].shape, args[0].dtype)
 
@@ -189,8 +201,7 @@ def _addmm(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     if set(kwargs) - {"beta", "alpha"} or len(args) != 3:
         return None
     bias, left, right = args
-    if not all(isinstance(t, torch.Tensor) and t.device.type == "meta" and not t.requires_grad
-               for t in args):
+    if not all(_float(t) for t in args):
         return None
     if not (left.dim() == 2 and right.dim() == 2 and left.shape[1] == right.shape[0]
             and bias.dim() <= 2 and left.dtype.is_floating_point
