@@ -1,7 +1,8 @@
 """Timed runs for bench_ops.py: one layer at its stride and at stride 1, every implementation.
 
-Implementations are timed round-robin (A, B, C, A, B, C, ...) and each keeps its best time, so
-load from other processes hits all of them alike; ratios are what to read on a busy machine.
+Implementations are timed round-robin (A, B, C, A, B, C, ...), at both strides of a layer in
+the same rounds, and each keeps its best time, so load from other processes hits all of them
+alike; ratios are what to read on a busy machine.
 """
 
 from __future__ import annotations
@@ -88,25 +89,29 @@ def _torch_fns(x: np.ndarray, w: np.ndarray, g_shape: tuple[int, ...], s: int, p
 
 
 def run_layer(layer: Layer, repeats: int, budget: float, settle: float = SETTLE) -> list[Row]:
+    """Rows of ``layer`` at its stride and at stride 1. Both strides of a pass are timed in the
+    same round-robin (every implementation at both strides, round after round), so the stride
+    ratios compare calls made under the same load; ``budget`` is per stride."""
     rng = np.random.default_rng(0)
     x = rng.standard_normal((BATCH, layer.in_channels, layer.size, layer.size), np.float32)
     w = rng.standard_normal((layer.out_channels, layer.in_channels, layer.kernel, layer.kernel),
                             np.float32) * np.float32(0.05)
-    rows = []
     p, k = layer.padding, layer.kernel
     threads = current_threads()
-    for s in (layer.stride, 1):
+    strides = (layer.stride, 1)
+    calls: dict[int, dict[str, tuple[Callable[[], object], Callable[[], object]]]] = {}
+    flops_of: dict[int, int] = {}
+    for s in strides:
         out = arith.conv_output_size(layer.size, k, s, p)
         assert isinstance(out, int)
-        macs = BATCH * out * out * layer.out_channels * layer.in_channels * k * k
+        flops_of[s] = 2 * BATCH * out * out * layer.out_channels * layer.in_channels * k * k
         y = ops.conv(x, w, stride=s, padding=p)
         g = np.empty_like(y)  # the layout the forward returned, as in a training loop
         g[...] = rng.standard_normal(y.shape, np.float32)
         g_nchw = np.ascontiguousarray(g)
-        mine = (partial(ops.conv, x, w, None, s, p),
-                partial(ops.conv_backward, g, x, w, s, p, 1, 1, False))
-        fns: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
-            "stridelab": mine,
+        calls[s] = {
+            "stridelab": (partial(ops.conv, x, w, None, s, p),
+                          partial(ops.conv_backward, g, x, w, s, p, 1, 1, False)),
             "torch NCHW": _torch_fns(x, w, y.shape, s, p, channels_last=False),
             "torch CL": _torch_fns(x, w, y.shape, s, p, channels_last=True),
             "im2col": (partial(im2col_forward, x, w, s, p),
@@ -114,13 +119,20 @@ def run_layer(layer: Layer, repeats: int, budget: float, settle: float = SETTLE)
             "einsum": (partial(einsum_forward, x, w, s, p),
                        partial(einsum_backward, g_nchw, x, w, s, p)),
         }
-        for pass_name, index, flops in (("fwd", 0, 2 * macs), ("bwd", 1, 4 * macs)):
-            products = record(mine[index])
-            assert gemm_flops(products) == flops, "the engine's GEMMs must be exactly the MACs"
-            timed = {impl: fns[impl][index] for impl in IMPLS}
-            timed[GEMM] = replay(products, threads)
-            times = best_times(timed, repeats, budget, settle)
-            rows.append(Row(layer.name, s, s == layer.stride, pass_name, flops, times))
+    rows: dict[tuple[int, str], Row] = {}
+    for pass_name, index, factor in (("fwd", 0, 1), ("bwd", 1, 2)):
+        timed: dict[str, Callable[[], object]] = {}
+        for s in strides:
+            products = record(calls[s]["stridelab"][index])
+            assert gemm_flops(products) == factor * flops_of[s], \
+                "the engine's GEMMs must be exactly the MACs"
+            timed.update({f"{impl}@{s}": calls[s][impl][index] for impl in IMPLS})
+            timed[f"{GEMM}@{s}"] = replay(products, threads)
+        times = best_times(timed, repeats, budget * len(strides), settle)
+        for s in strides:
+            mine = {impl: times[f"{impl}@{s}"] for impl in (*IMPLS, GEMM)}
+            rows[(s, pass_name)] = Row(layer.name, s, s == layer.stride, pass_name,
+                                       factor * flops_of[s], mine)
             print(f"  {layer.name} s{s} {pass_name}: " + ", ".join(
-                f"{impl} {t * 1e3:.1f} ms" for impl, t in times.items()), flush=True)
-    return rows
+                f"{impl} {t * 1e3:.1f} ms" for impl, t in mine.items()), flush=True)
+    return [rows[(s, pass_name)] for s in strides for pass_name in ("fwd", "bwd")]
