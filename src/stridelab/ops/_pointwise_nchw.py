@@ -49,7 +49,8 @@ def _band_sample(x: np.ndarray, geom: ConvGeometry, n: int, band: slice) -> np.n
     """The input pixels output rows ``band`` of image ``n`` read: ``(C_in, band, *rest)``."""
     first = geom.stride[0]
     rows = slice(band.start * first, (band.stop - 1) * first + 1, first)
-    return x[(n, slice(None), rows, *sample_index(geom)[1:])]
+    index: tuple[int | slice, ...] = (n, slice(None), rows) + sample_index(geom)[1:]
+    return x[index]
 
 
 def forward(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry,
