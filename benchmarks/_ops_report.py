@@ -205,21 +205,24 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   only, so the result is bit-identical for every thread count.
 - The weight matrix (`(taps * C_in, C_out)`, a transposing copy) is cached per weight array and
   rebuilt when the array or its bytes change.
-- 1x1 strided: in cache-sized pieces of output rows, each thread copies the piece's sampled
-  pixels channels-last into its buffer (reading only the sampled rows) and multiplies them by
-  the weight straight into the result. Its backward copies the subsample once (channels-last,
-  split over the threads), then the threads take tasks: the weight gradient in blocks of 128
-  output channels, each one whole product `grad_out[:, block]^T @ subsample` (no partial
-  sums), and bands of output rows, each zeroing its rows of the input gradient and writing
-  `grad_out @ W` into their sampled pixels.
+- 1x1 strided on NCHW input (the rows here): per band of output rows of an image (about 1.5
+  L2 caches of subsample), each thread copies the sampled pixels channels-first into its buffer
+  and multiplies `W @ sub` straight into the NCHW result: the stride-1 product's orientation
+  and contiguous operands. Its backward, with that NCHW output gradient, takes one image per
+  task: `grad_weight += grad_out[n] @ sub[n]^T` (per-stripe partial sums added in a fixed
+  order) and `W^T @ grad_out[n]` written into the image's sampled pixels after zeroing it.
+  With channels-last memory: pieces of output rows copied channels-last and multiplied by
+  `W^T`; that backward copies the subsample once, then computes the weight gradient in blocks
+  of 128 output channels (one whole product each) and the input gradient in bands of rows.
 - Backward: per piece, `grad_weight += patches.T @ grad_out` and `grad_patches = grad_out @ W.T`,
   whose tap blocks are added into strided windows of the input gradient (col2im). Threads take
   whole images, so no two threads add into the same pixels; each zeroes its images of the
   input gradient just before its first additions (no serial zero-filling by the caller). For
   the 3-channel stem the gradient buffer is channels-first and split by stride phase, so every
-  addition is a unit-stride run. No dense result is ever subsampled and no inserted zero is
-  multiplied (tests/ops/test_work.py counts the BLAS multiply-adds: exactly the strided MACs;
-  this benchmark checks the same).
+  addition is a unit-stride run; the thread that finished an image interleaves its phases
+  into the input gradient right away (no pass over the batch at the end). No dense result is
+  ever subsampled and no inserted zero is multiplied (tests/ops/test_work.py counts the BLAS
+  multiply-adds: exactly the strided MACs; this benchmark checks the same).
 - Threads: `threads=` on `conv` / `conv_backward`, else `STRIDELAB_NUM_THREADS`, else what
   NumPy's BLAS is allowed (threadpoolctl). See the `stridelab.ops` docstring.
 

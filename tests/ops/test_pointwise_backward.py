@@ -76,8 +76,10 @@ def test_pointwise_backward_bits_do_not_depend_on_threads(stride: object,
 def test_strided_backward_in_weight_blocks_matches_torch(case: ConvCase, seed: int,
                                                          weight_rows: int, band_bytes: int,
                                                          x_last: bool, threads: int) -> None:
-    """The strided path: weight gradient by blocks of output channels (one whole product each),
-    input gradient by bands; blocks of one channel, a last short block, one block for all."""
+    """The strided channels-last path (a channels-last output gradient; a C-contiguous one goes
+    to ``_pointwise_nchw``, tested in test_pointwise_nchw.py): weight gradient by blocks of
+    output channels (one whole product each), input gradient by bands; blocks of one channel, a
+    last short block, one block for all."""
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((case.batch, case.in_channels, *case.size))
     w = rng.standard_normal((case.out_channels, case.in_channels, *case.kernel))
@@ -86,7 +88,8 @@ def test_strided_backward_in_weight_blocks_matches_torch(case: ConvCase, seed: i
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(_pointwise, "WEIGHT_ROWS", weight_rows)
         patch.setattr(_pointwise, "column_bytes", lambda: band_bytes)
-        gx, gw, _ = ops.conv_backward(g, x if not x_last or x.ndim < 3 else _channels_last(x), w,
+        gx, gw, _ = ops.conv_backward(_channels_last(g),
+                                      x if not x_last or x.ndim < 3 else _channels_last(x), w,
                                       stride=case.stride, bias=False, threads=threads)
     ref.assert_close(gx, expected[1], 1e-10, f"grad_x {case}")
     ref.assert_close(gw, expected[2], 1e-10, f"grad_weight {case}")
@@ -100,7 +103,7 @@ def test_strided_backward_blocks_bits_do_not_depend_on_threads(
     rng = np.random.default_rng(11)
     x = rng.standard_normal((3, 32, 15, 14)).astype(np.float32)
     w = rng.standard_normal((45, 32, 1, 1)).astype(np.float32)
-    g = rng.standard_normal(ops.conv(x, w, stride=2).shape).astype(np.float32)
+    g = _channels_last(rng.standard_normal(ops.conv(x, w, stride=2).shape).astype(np.float32))
     one = ops.conv_backward(g, x, w, stride=2, bias=False, threads=1)
     for threads in (2, 3):
         other = ops.conv_backward(g, x, w, stride=2, bias=False, threads=threads)

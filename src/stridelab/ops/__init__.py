@@ -21,9 +21,10 @@ so results are bit-identical for every ``threads``; concurrent calls from severa
 safe. With ``threads=1`` every BLAS call of that call is single-threaded.
 
 Layout: results are ``(N, C, *spatial)`` arrays. Their memory is channels-last (a transposed view,
-like ``torch.channels_last``) because that is how the engine computes, except for stride-1 1x1
-convolutions of a C-contiguous input, which are one batched ``W @ X`` product and come back in C
-order. Feed results back in as they are, or call ``np.ascontiguousarray`` if C order is needed.
+like ``torch.channels_last``) because that is how the engine computes, except for 1x1
+convolutions (no padding, one group) of a C-contiguous input, which are ``W @ X`` products per
+image (strided: ``W @`` the subsample) and come back in C order. Feed results back in as they
+are, or call ``np.ascontiguousarray`` if C order is needed.
 """
 
 from stridelab.ops.conv import conv, conv_backward

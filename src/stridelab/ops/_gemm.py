@@ -155,6 +155,8 @@ def backward(
         for order, piece in enumerate(groups[slot]):
             grads = grad_rows[piece.start:piece.start + piece.count]
             if acc is not None and piece.images != cleared:  # the first piece of a unit
+                if cleared is not None:
+                    acc.finish(cleared)  # the previous unit's images are complete
                 cleared = piece.images
                 acc.clear(piece.images)
             if view is not None and partial_w is not None:
@@ -175,6 +177,8 @@ def backward(
                 for group in range(g):
                     np.matmul(grads[:, group, :], wmat[group].T, out=gcols[group])
                 _col2im(gcols, acc, piece, taps, geom)
+        if acc is not None and cleared is not None:
+            acc.finish(cleared)
 
     run_pieces(work, len(groups))
     grad_x = acc.to_input() if acc is not None else None

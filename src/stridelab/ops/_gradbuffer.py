@@ -8,11 +8,14 @@ A stride-``s`` window tap ``t`` touches padded positions ``u * s + t * d``, ``u 
 * Channels-first (few channels, e.g. the 3-channel stem): writing ``p = q * s + phase`` splits
   each axis into ``s`` stride phases; tap ``t`` touches only phase ``(t * d) % s`` at
   ``q = u + (t * d) // s``, a unit-stride run of ``out_w`` numbers. The buffer is stored
-  phase-major ``(N, C, *stride, *q)`` and one strided copy per phase interleaves it at the end.
+  phase-major ``(N, C, *stride, *q)``; one strided copy per phase interleaves it (and crops the
+  padding) into the result, image by image, on the worker thread that finished the image
+  (:meth:`GradBuffer.finish`).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,6 +46,9 @@ class GradBuffer:
         else:
             shape = (geom.batch, *self.full, channels)
         self.data = np.zeros(shape, dtype=dtype) if zeroed else np.empty(shape, dtype=dtype)
+        self.result: np.ndarray | None = None  # filled image by image by :meth:`finish`
+        self.finished: np.ndarray | None = None
+        self._lock = threading.Lock()
 
     def clear(self, images: slice) -> None:
         """Zero every number of ``images`` (a contiguous block of the buffer)."""
@@ -73,9 +79,48 @@ class GradBuffer:
             index = (chunk, *spans, slice(None))
         return self.data[index]
 
+    @property
+    def interleaves(self) -> bool:
+        """Whether :meth:`to_input` has to copy (channels-first phase buffer, some stride > 1)."""
+        return self.channels_first and any(s > 1 for s in self.geom.stride)
+
+    def finish(self, images: slice) -> None:
+        """Write the finished gradient of ``images`` (no more additions to come) into the result
+        :meth:`to_input` returns, interleaving the stride phases and cropping the padding in one
+        strided copy per phase. Called by the worker thread that owns the images, right after
+        its last addition, so the copies run on the threads while the images are in cache
+        (instead of one parallel pass per phase over the whole batch at the end). Only for a
+        buffer that :attr:`interleaves`; images not finished are interleaved by :meth:`to_input`.
+        """
+        if not self.interleaves:
+            return
+        g = self.geom
+        if self.result is None:
+            with self._lock:
+                if self.result is None:
+                    self.result = np.empty((g.batch, self.channels, *g.in_size), self.data.dtype)
+                    self.finished = np.zeros(g.batch, dtype=bool)
+        assert self.result is not None and self.finished is not None
+        for phase in np.ndindex(*g.stride):
+            dst: list[slice] = [images, slice(None)]
+            src: list[int | slice] = [images, slice(None), *phase]
+            for ph, s, (pb, _), size in zip(phase, g.stride, g.pads, g.in_size):
+                first = (ph - pb) % s  # first unpadded index i with (i + pb) % s == ph
+                count = len(range(first, size, s))
+                start = (first + pb) // s
+                dst.append(slice(first, size, s))
+                src.append(slice(start, start + count))
+            np.copyto(self.result[tuple(dst)], self.data[tuple(src)])
+        self.finished[images] = True
+
     def to_input(self) -> np.ndarray:
         """The input gradient ``(N, C, *in_size)`` with the padding cropped."""
         g = self.geom
+        if self.result is not None and self.finished is not None:
+            missing = np.flatnonzero(~self.finished)
+            for n in missing:
+                self.finish(slice(int(n), int(n) + 1))
+            return self.result
         crop = tuple(slice(pb, pb + i) for (pb, _), i in zip(g.pads, g.in_size))
         if not self.channels_first:
             last = (slice(None), *crop, slice(None))

@@ -4,7 +4,10 @@ The layout decides the product:
 
 * C-contiguous (NCHW) input, stride 1: ``W @ X[n]`` per image (a batched GEMM of
   ``(C_out, C_in)`` by ``(C_in, positions)``), no copy of the input at all, NCHW result.
-* Stride > 1, any layout: in cache-sized pieces of output rows, the sampled pixels are copied
+* Stride > 1, C-contiguous input: per band of output rows of an image, the sampled pixels are
+  copied channels-first and multiplied as at stride 1, ``W @ sub``, into an NCHW result
+  (:mod:`~stridelab.ops._pointwise_nchw`).
+* Stride > 1, any other layout: in cache-sized pieces of output rows, the sampled pixels are copied
   channels-last ``(rows, C_in)`` into the thread's buffer and multiplied by ``W.T`` straight
   into the channels-last result (the copy reads only the sampled rows; only 1/prod(stride) of
   the input is ever copied, a piece at a time).
@@ -13,15 +16,18 @@ The layout decides the product:
   Results of the last two are channels-first views of channels-last memory.
 
 Backward (:func:`backward`): the weight gradient is ``grad_out^T @ subsample`` and the input
-gradient ``grad_out @ W`` written only into the sampled pixels. Stride 1 is one pass over bands
-of output rows (the input copied band by band); strided, the subsample is copied once (as in
-the forward) and the weight gradient is a few whole products, by blocks of output channels.
+gradient ``grad_out @ W`` written only into the sampled pixels. Strided with a C-contiguous output
+gradient and a batch of two or more: per image, channels-first
+(:mod:`~stridelab.ops._pointwise_nchw`). Stride 1 is one pass over bands of output rows (the
+input copied band by band); other strided calls copy the subsample once (channels-last) and
+compute the weight gradient as a few whole products, by blocks of output channels.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from stridelab.ops import _pointwise_nchw
 from stridelab.ops._chunks import Piece, plan, stripes, sum_stripes
 from stridelab.ops._geometry import ConvGeometry
 from stridelab.ops._layout import as_channels_first, channels_last, contiguous
@@ -81,6 +87,8 @@ def _forward_strided(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry) -> np.nd
 
 def forward(x: np.ndarray, w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     w2 = w.reshape(geom.out_channels, geom.in_channels)
+    if geom.out_size != geom.in_size and x.flags.c_contiguous:
+        return _pointwise_nchw.forward(x, w2, geom)
     if geom.out_size != geom.in_size:
         return _forward_strided(x, w2, geom)
     if x.flags.c_contiguous:
@@ -118,6 +126,10 @@ def backward(
     """
     cout, cin = geom.out_channels, geom.in_channels
     w2 = w.reshape(cout, cin)
+    if geom.out_size != geom.in_size and grad_out.flags.c_contiguous and geom.batch >= 2:
+        grad_x_nchw, grad_w2 = _pointwise_nchw.backward(
+            grad_out, x if need_w else None, w2, geom, need_x)
+        return grad_x_nchw, grad_w2.reshape(w.shape) if grad_w2 is not None else None
     g = channels_last(grad_out).reshape(-1, cout)
     if geom.out_size != geom.in_size:
         return _strided_backward(g, x if need_w else None, w2, geom, need_x, w.shape)
