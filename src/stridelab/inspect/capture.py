@@ -250,7 +250,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def _store(self, group: Group, name: str, args: tuple[Any, ...],
                outputs: list[torch.Tensor], outcome: Outcome) -> None:
         results = outcome.results
-        given_up: dict[int, ReceptiveField] = {}  # frozen field per result (norms: 2 extras)
+        given_up: dict[int, ReceptiveField] = {}  # frozen field per result whose shape differs
         for index, t in enumerate(outputs):
             if index and (not t.numel() or name in NORM_STATISTICS):
                 continue  # a norm's saved statistics (empty on CPU in eval): no data onward

@@ -7,9 +7,10 @@ but remembers operator overloads whose decomposition is impossible or counted no
 norm, layer norm, activations) and runs those directly from then on; the total is the same.
 
 On meta tensors it also remembers what each operator produced (:class:`MetaMemo`): many of
-PyTorch's meta kernels are Python reference implementations (batch / layer norm, GELU, in-place
-activations) costing 0.5-2 ms per call, while a model repeats the same call on the same shapes
-block after block (and an LSTM step after step).
+PyTorch's meta kernels are Python reference implementations costing 0.5-3 ms per call, while a
+model repeats the same call on the same shapes block after block (and an LSTM step after step).
+The commonest of them (norms, softmax, activations, addmm, same-shape arithmetic) are not run at
+all: :mod:`stridelab.inspect.metashapes` gives their results first.
 """
 
 from __future__ import annotations
