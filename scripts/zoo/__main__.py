@@ -70,6 +70,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python scripts/zoo", description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=("timm", "torchvision"), help="one registry")
     parser.add_argument("--match", metavar="GLOB", help="specs matching GLOB (e.g. '*convnext*')")
+    parser.add_argument("--specs", type=Path, metavar="FILE",
+                        help="only the specs listed in FILE, one per line (e.g. the models an "
+                             "earlier run captured by dispatch)")
     parser.add_argument("--limit", type=int, metavar="N", help="the first N models only")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--results", type=Path, help="results file (default: by fingerprint)")
@@ -96,6 +99,13 @@ def _select(args: argparse.Namespace) -> list[Entry]:
     entries = zoo_entries(args.only)
     if args.match:
         entries = [e for e in entries if fnmatch.fnmatch(e.spec, args.match)]
+    if args.specs:
+        try:
+            wanted = {line.strip() for line in args.specs.read_text().splitlines()
+                      if line.strip()}
+        except OSError as err:
+            raise SystemExit(f"zoo: --specs: cannot read {args.specs}: {err.strerror}") from None
+        entries = [e for e in entries if e.spec in wanted]
     if args.no_fields:
         entries = [Entry(e.spec, False) for e in entries]
     return entries[:args.limit] if args.limit else entries
@@ -172,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                  lambda e: FIELD_TIMEOUT if e.field_check else DEFAULT_TIMEOUT,
                  _progress(counter, len(entries), refresh))
     items, summary, context = collect()
-    full = not (args.only or args.match or args.limit or args.report_only)
+    full = not (args.only or args.match or args.specs or args.limit or args.report_only)
     doc = args.doc or (ROOT / "docs" / "zoo.md" if full else None)
     if doc is not None:
         write_atomic(doc, doc_text(summary, context))

@@ -114,7 +114,7 @@ def test_eager_fallback_names_shared_calls_and_counts_costs() -> None:
     model = SharedUntraceable()
     report = inspect(model, (3, 32, 32))
     assert report.capture == "dispatch"
-    assert [r.name for r in report.layers] == ["stem", "conv", "conv#2", "view"]
+    assert [r.name for r in report.layers] == ["stem", "conv", "conv#2", "flatten"]
     assert report.layer("conv#2").params == 0 and report.params == 112 + 148
     assert report.layer("conv#2").receptive_field == ReceptiveField((11, 11), (2, 2), (5, 5))
     assert not report.layers[-1].spatial

@@ -77,3 +77,25 @@ def test_results_resume_and_ignore_a_torn_line(tmp_path: Path) -> None:
     counts = summary.summarise(done.values(), {})
     assert (counts["models"], counts["passed"], counts["by_kind"]) == (2, 1, {"macs": 1})
     assert summary.failure_lines(counts) == ["FAIL timm:b [macs] 1 vs 2"]
+
+
+def test_specs_file_selects_exactly_the_listed_models(tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from zoo_catalog import Entry
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "zoo" / "__main__.py"
+    spec = importlib.util.spec_from_file_location("zoo_main", path)
+    assert spec is not None and spec.loader is not None
+    runner = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(runner)
+    catalog = [Entry("timm:a"), Entry("timm:b", True), Entry("torchvision:c")]
+    monkeypatch.setattr(runner, "zoo_entries", lambda only=None: list(catalog))
+    listed = tmp_path / "specs.txt"
+    listed.write_text("timm:b\n\n  torchvision:c  \ntimm:not-in-the-zoo\n")
+    chosen = runner._select(runner._parse(["--specs", str(listed)]))
+    assert [e.spec for e in chosen] == ["timm:b", "torchvision:c"]
+    assert chosen[0].field_check
+    with pytest.raises(SystemExit, match="--specs: cannot read"):
+        runner._select(runner._parse(["--specs", str(tmp_path / "missing.txt")]))

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_leaves
-from torch.utils.weak import WeakIdKeyDictionary
 
 from stridelab.arith import ReceptiveField
 from stridelab.inspect import layout as lay
@@ -26,6 +25,7 @@ from stridelab.inspect.positions import Info
 from stridelab.inspect.recurrent import recurrent_macs, recurrent_outputs
 from stridelab.inspect.rules import Call, Outcome, Result, outcome_of
 from stridelab.inspect.rules.pointwise import frozen
+from stridelab.inspect.tensortable import TensorTable
 
 INPUT = -1
 TensorInfo = Info
@@ -77,13 +77,16 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.params = params  # id(tensor) -> numel
         self.buffers = buffers
         self.counter = counter
-        self.infos: WeakIdKeyDictionary = WeakIdKeyDictionary()
-        self.aliases: WeakIdKeyDictionary = WeakIdKeyDictionary()  # view of a param -> its id
+        self.infos: TensorTable[Info] = TensorTable()
+        self.aliases: TensorTable[int] = TensorTable()  # view of a parameter -> its id
         self.groups: list[Group] = []
         self.current: Group | None = None
         self.scope: list[str] = []
         self.names: dict[str, int] = {}
         self.muted = 0
+        # eager fallback: (label, op, arguments) of the torch function call now running outside
+        # any leaf module; its operators form one group, opened by the first one that counts
+        self.function: tuple[str, str, object] | None = None
 
     # -- groups ---------------------------------------------------------------------------
     def unique(self, name: str) -> str:
@@ -106,6 +109,13 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.current = group
         return group
 
+    def open_function(self) -> Group | None:
+        """The group of the running torch function call (:attr:`function`), opened now."""
+        if self.current is None and self.function is not None:
+            label, op, arguments = self.function
+            return self.begin(self.unique(label), op, arguments)
+        return self.current
+
     def recurrent_on_meta(self, group: Group, module: torch.nn.RNNBase,
                           source: torch.Tensor) -> Any:
         """Stand-in outputs of a recurrent module on meta ``source``, with its cost and its
@@ -120,7 +130,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def store_recurrent(self, group: Group, module: torch.nn.RNNBase, source: torch.Tensor,
                         output: object) -> None:
         """Outputs of a recurrent module that ran muted, by the ``recurrent`` rule."""
-        info: Info | None = self.infos.get(source)  # type: ignore[no-untyped-call]
+        info: Info | None = self.infos.get(source)
         outputs = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
         if info is None or not outputs:
             return
@@ -138,7 +148,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         """Close ``group``; it stays a row if it ran an operator on the data (or is a module),
         or if it cost MACs or used parameters on their own (position embeddings, ...)."""
         self.current = None
-        tensors = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
+        tensors = (_tensors(output) if type(output) in _ATEN_RESULTS
+                   else [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)])
         if not group.ran:
             carried = [t for t in tensors if t in self.infos]
             if not (keep_idle and carried) and not self._costly(group):
@@ -194,7 +205,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         """Parameters this operator uses; a view of a parameter stays that parameter."""
         keys = []
         for t in leaves:
-            key = id(t) if id(t) in self.params else self.aliases.get(t)  # type: ignore[no-untyped-call]
+            key = id(t) if id(t) in self.params else self.aliases.get(t)
             if key is not None and key not in keys:
                 keys.append(key)
         if keys and name in VIEWS and len(keys) == 1 and not any(t in self.infos
@@ -214,7 +225,10 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         standalone = group is None
         if standalone and not carried and not flops and not claims:
             return
-        if group is None:  # eager fallback, outside any leaf module: one row per operator
+        if group is None and self.function is not None:  # eager, inside a torch function
+            group = self.open_function()
+            standalone = False  # closed when the function returns
+        if group is None:  # outside any leaf module and torch function: one row per operator
             scope = self.scope[-1] if self.scope else ""
             label = f"{scope}.{name}" if scope else name
             group = self.begin(self.unique(label), name, carried)
@@ -232,8 +246,13 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 out: Any, carried: list[torch.Tensor]) -> None:
         base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
         outputs = _tensors(out)
+        infos: dict[int, Info] = {}
+        tracked: list[tuple[torch.Tensor, Info]] = []  # what Call.tracked() would find
         for t in carried:
-            self._parent(group, self.infos[t].origin)
+            if id(t) not in infos:
+                info = infos[id(t)] = self.infos[t]
+                tracked.append((t, info))
+                self._parent(group, info.origin)
         if base in CONSTANT_LIKE:
             return
         if base in ("copy", "set", "fill", "zero") or not outputs:
@@ -243,8 +262,8 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 self.infos[outputs[0]] = Info(info.field, info.layout, info.context,
                                               group.index)
             return
-        infos = {id(t): self.infos[t] for t in carried}
         call = Call(base, args, kwargs, infos, outputs, self.ndim)
+        call._tracked = tracked  # the same tensors in the same order: no second walk
         self._store(group, base, args, outputs, _outcome(group, call, name))
 
     def _store(self, group: Group, name: str, args: tuple[Any, ...],
@@ -272,6 +291,13 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                                            outcome.unknown, first.context), fixed))
 
 
+# what an ATen operator returns (a module may return any pytree: a dataclass, a named tuple)
+_ATEN_RESULTS = frozenset({torch.Tensor, torch.nn.Parameter, tuple, list})
+# argument types that never hold a tensor (shapes, dims, dtypes: most of an ATen call's leaves)
+_ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device,
+                    torch.memory_format, torch.layout})
+
+
 def _tensors(value: object) -> list[torch.Tensor]:
     """The tensors in an ATen operator's arguments or results (nested tuples, lists, dicts);
     ``tree_leaves`` does the same for any container, several times slower."""
@@ -281,7 +307,12 @@ def _tensors(value: object) -> list[torch.Tensor]:
     stack = [value]
     while stack:
         item = stack.pop()
-        if isinstance(item, torch.Tensor):
+        kind = type(item)
+        if kind in _ATOMS:
+            continue
+        if kind is list or kind is tuple:
+            stack.extend(reversed(item))  # type: ignore[call-overload]
+        elif isinstance(item, torch.Tensor):
             found.append(item)
         elif isinstance(item, (list, tuple)):
             stack.extend(reversed(item))

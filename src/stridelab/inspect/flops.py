@@ -122,7 +122,13 @@ class MetaMemo:
 
 
 def _describe(out: Any) -> tuple[list[Any], Any]:
-    leaves, spec = tree_flatten(out)
+    """Shapes, strides and dtypes of a result; its pytree spec, or None for one tensor (most
+    results: rebuilt without pytree)."""
+    if type(out) is torch.Tensor:
+        leaves: list[Any] = [out]
+        spec = None
+    else:
+        leaves, spec = tree_flatten(out)
     described: list[Any] = []
     for leaf in leaves:
         if isinstance(leaf, torch.Tensor):
@@ -140,7 +146,7 @@ def _rebuild(cached: tuple[list[Any], Any]) -> Any:
     described, spec = cached
     leaves = [torch.empty_strided(item[1], item[2], dtype=item[3], device="meta")
               if item[0] == "T" else item[1] for item in described]
-    return tree_unflatten(leaves, spec)
+    return leaves[0] if spec is None else tree_unflatten(leaves, spec)
 
 
 class FlopTally(TorchDispatchMode):  # type: ignore[no-untyped-call]

@@ -5,8 +5,9 @@
   (named after its module, or ``scope.function`` for functional calls, so shared modules,
   ``F.*`` calls, ``+`` and ``torch.cat`` all appear);
 * :func:`run_eager`: the fallback for models FX cannot trace (data-dependent Python control flow,
-  ...): the model runs eagerly with forward hooks; each call of a leaf module is a group, and every
-  other operator that touches the input's data is a group of its own.
+  ...): the model runs eagerly with forward hooks; each call of a leaf module is a group, and so
+  is each torch function or tensor method called outside them (:class:`FunctionCalls`), as
+  under FX.
 
 Recurrent modules (``nn.RNN`` / ``LSTM`` / ``GRU``) are one operator under both: their
 hundreds of per-step operators are counted (FLOPs, parameters) but not followed one by one, and
@@ -37,28 +38,55 @@ except ImportError:  # pragma: no cover - older or newer torch without it
 _CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 
 
-class CircularPads(TorchFunctionMode):
-    """``F.pad(mode="circular")`` decomposes into copies into a fresh tensor, which loses the
-    field at the dispatch level; this mode handles the whole call as one padding window."""
+class FunctionCalls(TorchFunctionMode):
+    """What the recorder needs to see at the level of torch functions.
 
-    def __init__(self, recorder: Recorder) -> None:
+    * ``F.pad(mode="circular")`` decomposes into copies into a fresh tensor, which loses the
+      field at the dispatch level; the whole call is handled as one padding window.
+    * With ``rows=True`` (the eager fallback): a torch function or tensor method called outside
+      any leaf module (``torch.einsum``, ``x.reshape``, ``x + y``) is one group, as FX makes it
+      one node, instead of one group per ATen operator it runs (an einsum runs ~14). A call
+      that runs nothing on the data nor costs anything (``x.shape``) leaves no group.
+    Nested calls inside a handled one do not reach the mode (PyTorch disables a function mode
+    while its handler runs), so a group is always the outermost call.
+    """
+
+    def __init__(self, recorder: Recorder, *, rows: bool) -> None:
         super().__init__()
         self.recorder = recorder
+        self.rows = rows
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
         kwargs = kwargs or {}
-        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         rec = self.recorder
+        if not self.rows or rec.current is not None or rec.function is not None:
+            return self._call(func, args, kwargs)
+        op = getattr(func, "__name__", None) or str(func)
+        op = op.strip("_") or op
+        scope = rec.scope[-1] if rec.scope else ""
+        rec.function = (f"{scope}.{op}" if scope else op, op, (args, kwargs))
+        try:
+            out = self._call(func, args, kwargs)
+        finally:
+            rec.function = None
+            group, rec.current = rec.current, None
+        if group is not None:
+            rec.end(group, out, keep_idle=False)
+        return out
+
+    def _call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
         if func is not torch.nn.functional.pad or mode != "circular" or not args:
             return func(*args, **kwargs)
+        rec = self.recorder
         source = args[0]
         rec.muted += 1
         try:
             out = func(*args, **kwargs)
         finally:
             rec.muted -= 1
-        group = rec.current
+        group = rec.open_function()
         if (isinstance(source, torch.Tensor) and source in rec.infos and group is not None
                 and isinstance(out, torch.Tensor)):
             info = rec.infos[source]
@@ -290,7 +318,7 @@ def run_fx(graph_module: torch.fx.GraphModule, stand_ins: dict[int, torch.Tensor
         if id(tensor) in stand_ins:
             swapped[f"graph_module.{name}"] = stand_ins[id(tensor)]
     recorder.register_input(x)
-    with recorder, CircularPads(recorder):
+    with recorder, FunctionCalls(recorder, rows=False):
         return torch.func.functional_call(runner, swapped, (x,), strict=False)
 
 
@@ -334,7 +362,7 @@ def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch
         handles.append(module.register_forward_hook(post_hook))
     recorder.register_input(x)
     try:
-        with recorder, CircularPads(recorder):
+        with recorder, FunctionCalls(recorder, rows=True):
             return torch.func.functional_call(model, tensors, (x,), strict=False)
     finally:
         for handle in handles:
