@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 
 
 @dataclass(frozen=True)
@@ -39,21 +40,25 @@ class Factor:
 
 @dataclass(frozen=True)
 class Dim:
-    """A tensor dimension: its digits, outer first, plus entries that are no position."""
+    """A tensor dimension: its digits, outer first, plus entries that are no position.
+
+    Derived values (``core``, ``size``, ``spatial``, and the layout's ``shape``, ``spatial``,
+    ``grid``) are computed once per object: a capture asks for them tens of thousands of times.
+    """
 
     factors: tuple[Factor, ...] = ()
     before: int = 0
     after: int = 0
 
-    @property
+    @cached_property
     def core(self) -> int:
         return math.prod(f.count for f in self.factors)
 
-    @property
+    @cached_property
     def size(self) -> int:
         return self.before + self.core + self.after
 
-    @property
+    @cached_property
     def spatial(self) -> bool:
         return any(f.axis is not None for f in self.factors)
 
@@ -72,15 +77,15 @@ class Layout:
     dims: tuple[Dim, ...]
     base: tuple[int, ...]
 
-    @property
+    @cached_property
     def shape(self) -> tuple[int, ...]:
         return tuple(d.size for d in self.dims)
 
-    @property
+    @cached_property
     def spatial(self) -> bool:
         return any(d.spatial for d in self.dims)
 
-    @property
+    @cached_property
     def grid(self) -> bool:
         """Some dimension indexes positions only (a map, a token sequence, window tokens);
         False once positions are only folded into features (after ``flatten(1)``)."""

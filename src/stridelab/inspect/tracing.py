@@ -76,8 +76,9 @@ class FunctionCalls(TorchFunctionMode):
         return out
 
     def _call(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
-        if func is not torch.nn.functional.pad or mode != "circular" or not args:
+        if func is not torch.nn.functional.pad or not args:
+            return func(*args, **kwargs)
+        if kwargs.get("mode", args[2] if len(args) > 2 else "constant") != "circular":
             return func(*args, **kwargs)
         rec = self.recorder
         source = args[0]
