@@ -138,7 +138,7 @@ def backward(
         view = padded_view(x, geom)
     few = g == 1 and geom.in_channels < FEW_CHANNELS
     acc = None
-    if need_x:  # each stripe prepares its own images (GradBuffer.prepare) before its taps
+    if need_x:  # each stripe zeroes its own images (GradBuffer.clear) before adding into them
         acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few, zeroed=False)
     wmat = cached_weight_matrix(w, geom)
     taps = list(product(*(range(k) for k in geom.kernel)))
@@ -158,7 +158,7 @@ def backward(
                 if cleared is not None:
                     acc.finish(cleared)  # the previous unit's images are complete
                 cleared = piece.images
-                acc.prepare(piece.images)  # zeroes what no writer tap will cover
+                acc.clear(piece.images)
             if view is not None and partial_w is not None:
                 cols = gather(view, piece, geom)
                 product_w = scratch("grad_w", (kc, cog), g_cl.dtype)
@@ -192,26 +192,16 @@ def _col2im(
     gcols: np.ndarray, acc: GradBuffer, piece: Piece, taps: list[tuple[int, ...]],
     geom: ConvGeometry,
 ) -> None:
-    """Every tap's block of patch gradients into its strided window (channels-last): the writer
-    taps (:meth:`GradBuffer.writes`) are copied first, the others added."""
+    """Add every tap's block of patch gradients into its strided window (channels-last)."""
     g, cig = geom.groups, geom.in_per_group
     blocks = gcols.reshape(g, piece.batch, piece.band, *geom.out_size[1:], geom.taps, cig)
-    writers = [acc.writes(tap) for tap in taps]
-    order = [i for i in range(len(taps)) if writers[i]] + [
-        i for i in range(len(taps)) if not writers[i]]
-    for index in order:
-        window = acc.window(piece.images, taps[index], piece.rows)
+    for index, tap in enumerate(taps):
+        window = acc.window(piece.images, tap, piece.rows)
         src = blocks[..., index, :]
         if g == 1:
-            if writers[index]:
-                np.copyto(window, src[0])
-            else:
-                window += src[0]
-            continue
-        shaped = window.reshape(*window.shape[:-1], g, cig)
-        if writers[index]:
-            np.copyto(shaped, np.moveaxis(src, 0, -2))
+            window += src[0]
         else:
+            shaped = window.reshape(*window.shape[:-1], g, cig)
             shaped += np.moveaxis(src, 0, -2)
 
 

@@ -11,14 +11,6 @@ A stride-``s`` window tap ``t`` touches padded positions ``u * s + t * d``, ``u 
   phase-major ``(N, C, *stride, *q)``; one strided copy per phase interleaves it (and crops the
   padding) into the result, image by image, on the worker thread that finished the image
   (:meth:`GradBuffer.finish`).
-
-Writing instead of zero-filling (channels-last, dilation 1, kernel >= stride on every axis):
-the last ``s`` taps of each axis, ``t in [k - s, k)``, together cover the padded positions
-``[k - s, s * out + k - s)`` of that axis exactly once, so when those *writer* taps are copied
-into the buffer before the other taps are added, only the strips outside that range need
-zeros (:meth:`GradBuffer.prepare`). With pieces that are bands of output rows ``[a, b)``
-processed in order, a band's writers cover rows ``[s * a + k - s, s * b + k - s)`` and its other
-taps reach only rows written by it or by an earlier band (or the zeroed head strip).
 """
 
 from __future__ import annotations
@@ -61,35 +53,6 @@ class GradBuffer:
     def clear(self, images: slice) -> None:
         """Zero every number of ``images`` (a contiguous block of the buffer)."""
         self.data[images] = 0
-
-    @property
-    def tiles(self) -> bool:
-        """Whether the writer taps tile the buffer (see the module docstring): channels-last,
-        dilation 1 and kernel >= stride on every axis."""
-        g = self.geom
-        return not self.channels_first and all(
-            d == 1 and k >= s for k, s, d in zip(g.kernel, g.stride, g.dilation))
-
-    def writes(self, tap: Sequence[int]) -> bool:
-        """Whether ``tap`` is a writer tap: copied into the buffer, not added (needs :attr:`tiles`)."""
-        return self.tiles and all(t >= k - s for t, k, s in zip(tap, self.geom.kernel,
-                                                                  self.geom.stride))
-
-    def prepare(self, images: slice) -> None:
-        """Make ``images`` ready for their pieces' taps, writer taps first (:meth:`writes`):
-        zero only what no writer tap covers, the strips ``[0, k - s)`` and
-        ``[s * out + k - s, end)`` of every axis, when the buffer :attr:`tiles`; else all of it
-        (:meth:`clear`)."""
-        if not self.tiles:
-            self.clear(images)
-            return
-        g = self.geom
-        for axis, (k, s, o, end) in enumerate(zip(g.kernel, g.stride, g.out_size, self.full)):
-            before = (images,) + (slice(None),) * axis
-            if k > s:
-                self.data[before + (slice(0, k - s),)] = 0
-            if s * o + k - s < end:
-                self.data[before + (slice(s * o + k - s, end),)] = 0
 
     def window(self, chunk: slice, tap: Sequence[int], rows: slice | None = None) -> np.ndarray:
         """Writable view ``(n, *out, C)`` (``(n, C, *out)`` if channels-first) for one tap.
