@@ -196,7 +196,9 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 ## How stridelab.ops computes these
 
 - General convolutions: the padded input is copied once to channels-last memory (into a buffer
-  the calling thread reuses; the copy is split over the threads by image). The output
+  the calling thread reuses; the copy is split over the threads by image; an NCHW input of at
+  most 4 channels, like the stem's 3, is interleaved channel by channel, each channel a
+  contiguous read written at a stride, 2-3x faster than one transposing copy). The output
   positions are cut into pieces whose patch matrix (`rows x taps * C_in`) is about 1.5 per-core
   L2 caches (a band of output rows, or whole images when they are small); each thread gathers
   a piece into its own reused buffer (short kernel-row runs, like the stem's 7 taps x 3
@@ -244,7 +246,18 @@ Tried and measured slower here: copying each piece's band of padded rows in its 
 of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), each
 thread copying the whole images its pieces read (no barrier before the pieces, but 3-4% more
 CPU time and no faster), and gathering patches straight from NCHW input (padding by memcpy +
-strided gather 5.8 ms vs 5.3 ms).
+strided gather 5.8 ms vs 5.3 ms). Measured no faster: the 3x3's 128-channel layout copy in
+blocks of image rows or of channels (4.2-14.5 ms vs 2.5-2.8 ms for one copy, batch 8, one
+thread, input in cache), per image or as uint64 pixel pairs first (3.4-4.6 ms vs 3.7 ms, input
+not in cache), and the strided 1x1's subsample copy
+with float pairs read as uint64 and truncated to uint32 (contiguous reads and writes: 2.95 vs
+2.94 ms, one thread, in the engine) or with the sampled rows copied whole and subsampled in
+cache (3.6 ms): these copies are bound by reading the input from memory, not by their access
+pattern. Also no faster: skipping the zero-filling of the 3x3's input gradient (the last `s`
+taps of each axis cover the padded input exactly once, so copying them first and adding the
+others leaves only thin strips to zero): its input-gradient pass took 32.6 vs 33.1 ms at
+stride 2 and 115 vs 111 ms at stride 1 (one thread, best of 30): each image is zeroed just
+before its additions, while in cache, so the zeroing costs little.
 
 ### On the engine's threads
 

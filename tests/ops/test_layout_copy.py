@@ -56,7 +56,7 @@ def test_padded_copy_matches_np_pad(data: st.DataObject, nd: int,
         x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
     elif memory == "sliced":  # every other channel and image row of a larger array
         big = rng.standard_normal((batch, 2 * channels, *(2 * s for s in size))).astype(dtype)
-        x = big[(slice(None), slice(None, None, 2), *(slice(None, None, 2),) * nd)]
+        x = big[(slice(None),) + (slice(None, None, 2),) * (nd + 1)]
     out = np.full((batch, *extent, channels), np.nan, dtype=dtype)  # leftovers would show
     with pytest.MonkeyPatch.context() as patch, _parallel.thread_scope(threads):
         patch.setattr(_parallel, "_MIN_PARALLEL_BYTES", 0)  # split even tiny copies
