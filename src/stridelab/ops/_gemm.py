@@ -51,6 +51,17 @@ def cached_weight_matrix(w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     return WEIGHTS.get(w, ("gemm", geom.groups), lambda a: weight_matrix(a, geom))
 
 
+def tap_weights(w: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """``(C_out, C_in/g, *k)`` -> ``(g, taps, C_out/g, C_in/g)``: per tap, the matrix that takes
+    an output gradient row to that tap's patch-gradient row (cached like
+    :func:`cached_weight_matrix`)."""
+    def make(a: np.ndarray) -> np.ndarray:
+        shaped = weight_matrix(a, geom).reshape(geom.groups, geom.taps, geom.in_per_group,
+                                                geom.out_per_group)
+        return np.ascontiguousarray(shaped.transpose(0, 1, 3, 2))
+    return WEIGHTS.get(w, ("gemm_taps", geom.groups), make)
+
+
 SHORT_RUN = 64  # numbers: kernel-row runs up to this long are gathered as opaque elements
 
 
@@ -139,8 +150,10 @@ def backward(
     few = g == 1 and geom.in_channels < FEW_CHANNELS
     acc = None
     if need_x:  # each stripe zeroes its own images (GradBuffer.clear) before adding into them
-        acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few, zeroed=False)
+        acc = GradBuffer(geom, geom.in_channels, w.dtype, channels_first=few, zeroed=False,
+                         phase_major=True)
     wmat = cached_weight_matrix(w, geom)
+    wtaps = tap_weights(w, geom) if need_x and not few else None
     taps = list(product(*(range(k) for k in geom.kernel)))
     grad_rows = g_cl.reshape(-1, g, cog)
     groups = stripes(plan(geom, g_cl.dtype.itemsize, backward=True))
@@ -172,11 +185,12 @@ def backward(
                 gcols_t = scratch("gcols", (kc, piece.count), g_cl.dtype)
                 np.matmul(wmat[0], grads[:, 0, :].T, out=gcols_t)
                 _col2im_first(gcols_t, acc, piece, taps, geom)
-            elif acc is not None:
-                gcols = scratch("gcols", (g, piece.count, kc), g_cl.dtype)
-                for group in range(g):
-                    np.matmul(grads[:, group, :], wmat[group].T, out=gcols[group])
-                _col2im(gcols, acc, piece, taps, geom)
+            elif acc is not None and wtaps is not None:
+                gtaps = scratch("gcols", (g, geom.taps, piece.count, geom.in_per_group),
+                                g_cl.dtype)
+                for group in range(g):  # one product per tap: tap-major, contiguous blocks
+                    np.matmul(grads[:, group, :], wtaps[group], out=gtaps[group])
+                _col2im(gtaps, acc, piece, taps, geom)
         if acc is not None and cleared is not None:
             acc.finish(cleared)
 
@@ -189,15 +203,17 @@ def backward(
 
 
 def _col2im(
-    gcols: np.ndarray, acc: GradBuffer, piece: Piece, taps: list[tuple[int, ...]],
+    gtaps: np.ndarray, acc: GradBuffer, piece: Piece, taps: list[tuple[int, ...]],
     geom: ConvGeometry,
 ) -> None:
-    """Add every tap's block of patch gradients into its strided window (channels-last)."""
+    """Add every tap's block of patch gradients (``gtaps``: ``(g, taps, rows, C_in/g)``) into
+    its window of the channels-last phase-major buffer: per output row, one contiguous run of
+    ``out_w * C_in`` numbers on both sides."""
     g, cig = geom.groups, geom.in_per_group
-    blocks = gcols.reshape(g, piece.batch, piece.band, *geom.out_size[1:], geom.taps, cig)
+    blocks = gtaps.reshape(g, geom.taps, piece.batch, piece.band, *geom.out_size[1:], cig)
     for index, tap in enumerate(taps):
         window = acc.window(piece.images, tap, piece.rows)
-        src = blocks[..., index, :]
+        src = blocks[:, index]
         if g == 1:
             window += src[0]
         else:
