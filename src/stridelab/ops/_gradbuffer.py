@@ -11,11 +11,6 @@ A stride-``s`` window tap ``t`` touches padded positions ``u * s + t * d``, ``u 
   phase-major ``(N, C, *stride, *q)``; one strided copy per phase interleaves it (and crops the
   padding) into the result, image by image, on the worker thread that finished the image
   (:meth:`GradBuffer.finish`).
-* Channels-last and phase-major (``phase_major=True``, the GEMM backward's many-channel path):
-  the same phases, stored ``(N, *stride, *q, C)``, so a tap's window is a contiguous run of
-  ``out_w * C`` numbers per output row (a strided window's runs are only ``C`` long), and the
-  finished images are interleaved into a channels-last result. At stride 1 there is one phase
-  and the result is a cropped view, as for the plain layout.
 """
 
 from __future__ import annotations
@@ -39,19 +34,15 @@ class GradBuffer:
     """
 
     def __init__(self, geom: ConvGeometry, channels: int, dtype: np.dtype,
-                 channels_first: bool = False, zeroed: bool = True,
-                 phase_major: bool = False) -> None:
+                 channels_first: bool = False, zeroed: bool = True) -> None:
         self.geom = geom
         self.channels = channels
         self.channels_first = channels_first
-        self.phase_major = channels_first or phase_major
         self.full = tuple(max(i + pb + pa, e) for i, (pb, pa), e in
                           zip(geom.in_size, geom.pads, geom.padded_extent))
         self.quotient = tuple(-(-f // s) for f, s in zip(self.full, geom.stride))
         if channels_first:
             shape = (geom.batch, channels, *geom.stride, *self.quotient)
-        elif self.phase_major:
-            shape = (geom.batch, *geom.stride, *self.quotient, channels)
         else:
             shape = (geom.batch, *self.full, channels)
         self.data = np.zeros(shape, dtype=dtype) if zeroed else np.empty(shape, dtype=dtype)
@@ -71,7 +62,7 @@ class GradBuffer:
         g = self.geom
         band = rows if rows is not None else slice(0, g.out_size[0])
         index: tuple[int | slice, ...]
-        if self.phase_major:
+        if self.channels_first:
             phase: list[int] = []
             runs: list[slice] = []
             for axis, (t, s, d, o) in enumerate(zip(tap, g.stride, g.dilation, g.out_size)):
@@ -79,10 +70,7 @@ class GradBuffer:
                 phase.append(rest)
                 lo, hi = (band.start, band.stop) if axis == 0 else (0, o)
                 runs.append(slice(base + lo, base + hi))
-            if self.channels_first:
-                index = (chunk, slice(None), *phase, *runs)
-            else:
-                index = (chunk, *phase, *runs, slice(None))
+            index = (chunk, slice(None), *phase, *runs)
         else:
             spans = []
             for axis, (t, s, d, o) in enumerate(zip(tap, g.stride, g.dilation, g.out_size)):
@@ -93,8 +81,8 @@ class GradBuffer:
 
     @property
     def interleaves(self) -> bool:
-        """Whether :meth:`to_input` has to copy (phase-major buffer, some stride > 1)."""
-        return self.phase_major and any(s > 1 for s in self.geom.stride)
+        """Whether :meth:`to_input` has to copy (channels-first phase buffer, some stride > 1)."""
+        return self.channels_first and any(s > 1 for s in self.geom.stride)
 
     def finish(self, images: slice) -> None:
         """Write the finished gradient of ``images`` (no more additions to come) into the result
@@ -110,25 +98,19 @@ class GradBuffer:
         if self.result is None:
             with self._lock:
                 if self.result is None:
-                    shape = ((g.batch, self.channels, *g.in_size) if self.channels_first
-                             else (g.batch, *g.in_size, self.channels))
-                    self.result = np.empty(shape, self.data.dtype)
+                    self.result = np.empty((g.batch, self.channels, *g.in_size), self.data.dtype)
                     self.finished = np.zeros(g.batch, dtype=bool)
         assert self.result is not None and self.finished is not None
-        lead: list[slice] = [slice(None)] if self.channels_first else []  # channels-first
-        tail: list[int | slice] = [] if self.channels_first else [slice(None)]
         for phase in np.ndindex(*g.stride):
-            dst: list[slice] = [images, *lead]
-            src: list[int | slice] = [images, *lead, *phase]
+            dst: list[slice] = [images, slice(None)]
+            src: list[int | slice] = [images, slice(None), *phase]
             for ph, s, (pb, _), size in zip(phase, g.stride, g.pads, g.in_size):
                 first = (ph - pb) % s  # first unpadded index i with (i + pb) % s == ph
                 count = len(range(first, size, s))
                 start = (first + pb) // s
                 dst.append(slice(first, size, s))
                 src.append(slice(start, start + count))
-            dst_index: tuple[int | slice, ...] = (*dst, *tail)
-            src_index: tuple[int | slice, ...] = (*src, *tail)
-            np.copyto(self.result[dst_index], self.data[src_index])
+            np.copyto(self.result[tuple(dst)], self.data[tuple(src)])
         self.finished[images] = True
 
     def to_input(self) -> np.ndarray:
@@ -138,15 +120,11 @@ class GradBuffer:
             missing = np.flatnonzero(~self.finished)
             for n in missing:
                 self.finish(slice(int(n), int(n) + 1))
-            return self.result if self.channels_first else np.moveaxis(self.result, -1, 1)
+            return self.result
         crop = tuple(slice(pb, pb + i) for (pb, _), i in zip(g.pads, g.in_size))
-        if not self.channels_first and self.interleaves:  # nothing finished yet: all images
-            self.finish(slice(0, g.batch))
-            return self.to_input()
         if not self.channels_first:
-            plain = self.data.reshape(g.batch, *self.full, self.channels)  # one phase if any
             last = (slice(None), *crop, slice(None))
-            return np.moveaxis(plain[last], -1, 1)
+            return np.moveaxis(self.data[last], -1, 1)
         if all(s == 1 for s in g.stride):
             standard = self.data.reshape(g.batch, self.channels, *self.quotient)
         else:
