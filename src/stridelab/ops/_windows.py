@@ -50,7 +50,9 @@ def channels_last_padded(
     x: np.ndarray, pads: Sequence[tuple[int, int]], extent: Sequence[int], fill: float = 0.0,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled.
+    """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled
+    (channel by channel, :func:`copy_channels_into`, for at most :data:`FEW_CHANNELS` channels of
+    channels-first memory).
 
     ``extent`` is the padded length actually read per axis; input positions beyond it (pixels no
     window reaches) are not copied. ``out`` (any contents, that shape and dtype) is filled
