@@ -35,6 +35,7 @@ CASES = [  # at least FEW_CHANNELS input channels: the channels-last path
     _case(2, 16, (11, 9), 3, (2, 1), ((1, 1), (1, 1))),  # stride 1 on the last axis: tap-major
     _case(2, 16, (9, 11), 3, (1, 2), ((1, 1), (1, 1))),  # strided last axis: row-major
     _case(2, 32, (9, 9), 3, 1, ((1, 1), (1, 1)), groups=2),  # grouped, tap-major
+    _case(2, 16, (10, 11), 3, 1, ((2, 2), (1, 3)), dilation=2),  # dilated, tap-major
     _case(2, 16, (7, 6, 7), 3, 2, ((1, 1), (0, 1), (1, 0))),  # 3-D
     _case(2, 32, (11, 9), 3, 2, ((1, 1), (1, 1)), groups=2),  # grouped
     _case(2, 16, (12, 12), 2, 3, ((1, 1), (1, 1))),  # kernel < stride: gaps
