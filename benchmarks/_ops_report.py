@@ -196,7 +196,9 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
 ## How stridelab.ops computes these
 
 - General convolutions: the padded input is copied once to channels-last memory (into a buffer
-  the calling thread reuses; the copy is split over the threads by image). The output
+  the calling thread reuses; the copy is split over the threads by image; an NCHW input of at
+  most 4 channels, like the stem's 3, is interleaved channel by channel, each channel a
+  contiguous read written at a stride, 2-3x faster than one transposing copy). The output
   positions are cut into pieces whose patch matrix (`rows x taps * C_in`) is about 1.5 per-core
   L2 caches (a band of output rows, or whole images when they are small); each thread gathers
   a piece into its own reused buffer (short kernel-row runs, like the stem's 7 taps x 3
@@ -215,7 +217,10 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   `W^T`; that backward copies the subsample once, then computes the weight gradient in blocks
   of 128 output channels (one whole product each) and the input gradient in bands of rows.
 - Backward: per piece, `grad_weight += patches.T @ grad_out` and `grad_patches = grad_out @ W.T`,
-  whose tap blocks are added into strided windows of the input gradient (col2im). Threads take
+  whose tap blocks are added into strided windows of the input gradient (col2im; where the
+  windows' rows are contiguous, stride 1 on the last axis, `grad_patches` is computed one
+  product per tap so that each block is contiguous too and every addition runs over whole
+  rows: the 3x3's stride-1 col2im 13-20 ms instead of 23-37 ms on one thread). Threads take
   whole images, so no two threads add into the same pixels; each zeroes its images of the
   input gradient just before its first additions (no serial zero-filling by the caller). For
   the 3-channel stem the gradient buffer is channels-first and split by stride phase, so every
@@ -244,7 +249,21 @@ Tried and measured slower here: copying each piece's band of padded rows in its 
 of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), each
 thread copying the whole images its pieces read (no barrier before the pieces, but 3-4% more
 CPU time and no faster), and gathering patches straight from NCHW input (padding by memcpy +
-strided gather 5.8 ms vs 5.3 ms).
+strided gather 5.8 ms vs 5.3 ms). Measured no faster: the 3x3's 128-channel layout copy in
+blocks of image rows or of channels (4.2-14.5 ms vs 2.5-2.8 ms for one copy, batch 8, one
+thread, input in cache), per image or as uint64 pixel pairs first (3.4-4.6 ms vs 3.7 ms, input
+not in cache), and the strided 1x1's subsample copy
+with float pairs read as uint64 and truncated to uint32 (contiguous reads and writes: 2.95 vs
+2.94 ms, one thread, in the engine) or with the sampled rows copied whole and subsampled in
+cache (3.6 ms): these copies are bound by reading the input from memory, not by their access
+pattern. Also no faster: skipping the zero-filling of the 3x3's input gradient (the last `s`
+taps of each axis cover the padded input exactly once, so copying them first and adding the
+others leaves only thin strips to zero): its input-gradient pass took 32.6 vs 33.1 ms at
+stride 2 and 115 vs 111 ms at stride 1 (one thread, best of 30): each image is zeroed just
+before its additions, while in cache, so the zeroing costs little. And a channels-last input
+gradient split by stride phase (so that the 3x3's stride-2 windows are contiguous runs too):
+its col2im took 3.8-6.0 instead of 8.5-9.7 ms, but interleaving the phases into the result
+added 3.0-5.0 ms.
 
 ### On the engine's threads
 

@@ -27,11 +27,32 @@ def copy_into(dst: np.ndarray, src: np.ndarray) -> None:
     parallel(run, dst.shape[axis], dst.nbytes)
 
 
+FEW_CHANNELS = 4  # up to this many channels, a channels-first input is interleaved channel by channel
+
+
+def copy_channels_into(dst: np.ndarray, src: np.ndarray) -> None:
+    """``dst[...] = src`` for ``(N, *S, C)`` arrays, one channel at a time, split over images.
+
+    For a few channels of channels-first memory (the stem's 3) this beats one transposing copy,
+    whose inner loop runs along the channels (3 numbers) or writes at a stride: each channel is
+    a contiguous read written at a stride of ``C`` numbers. Measured here (one thread, batch 8,
+    3 x 224 x 224 float32 into the padded 230 x 230 x 3 buffer): 0.7 ms against 2.2 ms; at 8
+    channels the two are even, at 16 the transposing copy is 3x faster.
+    """
+    def run(chunk: slice) -> None:
+        for c in range(dst.shape[-1]):
+            np.copyto(dst[chunk, ..., c], src[chunk, ..., c])
+
+    parallel(run, dst.shape[0], dst.nbytes)
+
+
 def channels_last_padded(
     x: np.ndarray, pads: Sequence[tuple[int, int]], extent: Sequence[int], fill: float = 0.0,
     out: np.ndarray | None = None,
 ) -> np.ndarray:
-    """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled.
+    """``x`` (N, C, *S) as a padded (N, *extent, C) buffer: one copy, only the border filled
+    (channel by channel, :func:`copy_channels_into`, for at most :data:`FEW_CHANNELS` channels of
+    channels-first memory).
 
     ``extent`` is the padded length actually read per axis; input positions beyond it (pixels no
     window reaches) are not copied. ``out`` (any contents, that shape and dtype) is filled
@@ -51,7 +72,10 @@ def channels_last_padded(
             buf[(slice(None),) * (axis + 1) + (slice(before + stop, None),)] = fill
     dst_index.append(slice(None))
     moved = np.moveaxis(x[tuple(src_index)], 1, -1)
-    copy_into(buf[tuple(dst_index)], moved)
+    if c <= FEW_CHANNELS and moved.strides[-1] != moved.itemsize:
+        copy_channels_into(buf[tuple(dst_index)], moved)
+    else:
+        copy_into(buf[tuple(dst_index)], moved)
     return buf
 
 
