@@ -77,7 +77,7 @@ def machine() -> list[str]:
         f"Python {platform.python_version()}, torch {torch.__version__}",
         f"environment: {env}",
         f"load average at the start (1, 5, 15 min): {_load()} on {cores()} cores "
-        "(above the core count, other processes shared the machine and ratios are noisy)",
+        "(a value above the core count means other processes shared the machine: noisy ratios)",
     ]
 
 
