@@ -148,8 +148,9 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         """Close ``group``; it stays a row if it ran an operator on the data (or is a module),
         or if it cost MACs or used parameters on their own (position embeddings, ...)."""
         self.current = None
-        tensors = (_tensors(output) if type(output) in _ATEN_RESULTS
-                   else [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)])
+        tensors = _flat_tensors(output)
+        if tensors is None:  # any other pytree a module may return (a dataclass, ...)
+            tensors = [t for t in tree_leaves(output) if isinstance(t, torch.Tensor)]
         if not group.ran:
             carried = [t for t in tensors if t in self.infos]
             if not (keep_idle and carried) and not self._costly(group):
@@ -291,8 +292,7 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                                            outcome.unknown, first.context), fixed))
 
 
-# what an ATen operator returns (a module may return any pytree: a dataclass, a named tuple)
-_ATEN_RESULTS = frozenset({torch.Tensor, torch.nn.Parameter, tuple, list})
+_TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 # argument types that never hold a tensor (shapes, dims, dtypes: most of an ATen call's leaves)
 _ATOMS = frozenset({int, float, bool, str, type(None), torch.dtype, torch.device,
                     torch.memory_format, torch.layout})
@@ -319,6 +319,18 @@ def _tensors(value: object) -> list[torch.Tensor]:
         elif isinstance(item, dict):
             stack.extend(reversed(list(item.values())))
     return found
+
+
+def _flat_tensors(output: object) -> list[torch.Tensor] | None:
+    """``output`` as a list if it is a tensor or a plain tuple / list of tensors (what ATen
+    operators and most modules return), else None (left to pytree)."""
+    if isinstance(output, torch.Tensor) and type(output) in _TENSOR_TYPES:
+        return [output]
+    if type(output) in (tuple, list):
+        items: tuple[object, ...] | list[object] = output  # type: ignore[assignment]
+        if all(type(t) in _TENSOR_TYPES for t in items):
+            return [t for t in items if isinstance(t, torch.Tensor)]
+    return None
 
 
 def _outcome(group: Group, call: Call, label: str) -> Outcome:
