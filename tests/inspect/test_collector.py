@@ -11,7 +11,8 @@ import pytest
 import torch
 from torch import nn
 
-from stridelab.inspect import inspect
+from stridelab.inspect import api, inspect
+from stridelab.inspect.api import CAPTURE_GC_THRESHOLD
 
 
 class Broken(nn.Module):
@@ -20,15 +21,17 @@ class Broken(nn.Module):
 
 
 class Watch(nn.Module):
-    """Records the freeze count seen during its forward."""
+    """Records the freeze count and the collector's thresholds seen during its forward."""
 
     def __init__(self) -> None:
         super().__init__()
         self.conv = nn.Conv2d(3, 4, 3)
         self.seen: list[int] = []
+        self.thresholds: list[tuple[int, int, int]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.seen.append(gc.get_freeze_count())
+        self.thresholds.append(gc.get_threshold())
         return self.conv(x)
 
 
@@ -39,6 +42,8 @@ class Cycle:
 
 def test_older_objects_frozen_during_and_collectable_after() -> None:
     assert gc.get_freeze_count() == 0
+    before = gc.get_threshold()
+    assert before[0] < CAPTURE_GC_THRESHOLD
     garbage = Cycle()
     alive = weakref.ref(garbage)
     del garbage  # cyclic garbage that only the collector frees
@@ -46,12 +51,45 @@ def test_older_objects_frozen_during_and_collectable_after() -> None:
     inspect(model, (3, 16, 16))
     assert model.seen and all(count > 0 for count in model.seen)
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+    assert model.thresholds == [(CAPTURE_GC_THRESHOLD, *before[1:])] * len(model.seen)
     assert alive() is not None  # a cycle waits for the collector...
     gc.collect()
     assert alive() is None  # ...which reaches it again once the capture is over
     with pytest.raises(ValueError, match="cannot run"):
         inspect(Broken(), (3, 16, 16))
     assert gc.get_freeze_count() == 0
+    assert gc.get_threshold() == before
+
+
+def test_the_young_generation_is_collected_less_often_during_a_capture(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Oracle: ``gc.callbacks`` counts the collections of one capture, at our threshold and at
+    Python's default (700), which the same capture triggers many times over."""
+    model = nn.Sequential(*[nn.Sequential(nn.Conv2d(4, 4, 3, padding=1), nn.ReLU())
+                            for _ in range(300)])
+    inspect(model, (4, 16, 16))  # warm: first-call imports and caches allocate too
+
+    def collections_of_one_capture() -> int:
+        starts: list[int] = []
+
+        def count(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                starts.append(info["generation"])
+
+        gc.collect()
+        gc.callbacks.append(count)
+        try:
+            inspect(model, (4, 16, 16))
+        finally:
+            gc.callbacks.remove(count)
+        return len(starts)
+
+    assert gc.get_threshold()[0] == 700  # Python's default, which the test compares with
+    ours = collections_of_one_capture()
+    monkeypatch.setattr(api, "CAPTURE_GC_THRESHOLD", 700)
+    default = collections_of_one_capture()
+    assert default >= 10 * max(ours, 1)
 
 
 def test_a_callers_freeze_and_a_disabled_collector_are_kept() -> None:

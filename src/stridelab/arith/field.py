@@ -89,6 +89,18 @@ class ReceptiveField:
         object.__setattr__(self, "padding", pads)
 
     @classmethod
+    def _derived(cls, size: tuple[Number, ...], stride: tuple[Number, ...],
+                 padding: tuple[Number, ...]) -> ReceptiveField:
+        """A field computed from valid ones by the recurrences (already normalised tuples of
+        equal length, sizes and strides > 0): made without ``__post_init__``'s checks, which
+        cost more than the recurrence itself when an inspection makes thousands of fields."""
+        made = object.__new__(cls)
+        object.__setattr__(made, "size", size)
+        object.__setattr__(made, "stride", stride)
+        object.__setattr__(made, "padding", padding)
+        return made
+
+    @classmethod
     def identity(cls, ndim: int = 1) -> ReceptiveField:
         """The field of the input itself: size 1, stride 1, padding 0 on ``ndim`` axes."""
         return cls((1,) * ndim, (1,) * ndim, (0,) * ndim)
@@ -188,8 +200,36 @@ class ReceptiveField:
             raise ValueError("padding strings are not supported for transposed layers here; "
                              "pass the numeric (before, after) padding")
         pads = padding_pairs(padding, sizes, ks, ss, ds)
+        return self._appended(ks, ss, ds, tuple(before for before, _after in pads), transposed)
+
+    def then_on_axis(self, axis: int, kernel: int, stride: int, padding_before: int,
+                     dilation: int = 1) -> ReceptiveField:
+        """:meth:`then` with a window on one axis only (kernel 1, stride 1, no padding on the
+        others), checked as cheaply as an inner loop needs: ints, ``kernel, stride,
+        dilation >= 1``, ``padding_before >= 0``."""
+        if not 0 <= axis < self.ndim:
+            raise ValueError(f"axis must be in [0, {self.ndim}), got {axis}")
+        for name, value, low in (("kernel", kernel, 1), ("stride", stride, 1),
+                                 ("padding_before", padding_before, 0),
+                                 ("dilation", dilation, 1)):
+            if type(value) is not int and not is_int(value):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        ones = (1,) * self.ndim
+        ks = ones[:axis] + (int(kernel),) + ones[axis + 1:]
+        ss = ones[:axis] + (int(stride),) + ones[axis + 1:]
+        ds = ones[:axis] + (int(dilation),) + ones[axis + 1:]
+        pads = (0,) * axis + (int(padding_before),) + (0,) * (self.ndim - axis - 1)
+        return self._appended(ks, ss, ds, pads, False)
+
+    def _appended(self, kernels: Sequence[int], strides: Sequence[int],
+                  dilations: Sequence[int], pads_before: Sequence[int], transposed: bool
+                  ) -> ReceptiveField:
+        """The recurrences themselves, on checked per-axis values (padding: before only)."""
         new_size, new_stride, new_pad = [], [], []
-        for r, S, P, k, s, d, (pb, _pa) in zip(self.size, self.stride, self.padding, ks, ss, ds, pads):
+        for r, S, P, k, s, d, pb in zip(self.size, self.stride, self.padding, kernels, strides,
+                                        dilations, pads_before):
             k_eff = d * (k - 1) + 1
             if transposed:
                 kernel_in = Fraction(k_eff - 1, s) + 1
@@ -200,7 +240,7 @@ class ReceptiveField:
             new_size.append(_num(r + (kernel_in - 1) * S))
             new_stride.append(_num(S * stride_in))
             new_pad.append(_num(P + pad_in * S))
-        return ReceptiveField(tuple(new_size), tuple(new_stride), tuple(new_pad))
+        return ReceptiveField._derived(tuple(new_size), tuple(new_stride), tuple(new_pad))
 
     def is_aligned_with(self, other: ReceptiveField) -> bool:
         return self.stride == other.stride and self.center_offset == other.center_offset
@@ -223,7 +263,7 @@ class ReceptiveField:
         pick = [a if a >= b else b for a, b in zip(self.size, other.size)]
         pads = [self.padding[ax] if pick[ax] == self.size[ax] else other.padding[ax]
                 for ax in range(self.ndim)]
-        return ReceptiveField(tuple(pick), self.stride, tuple(pads))
+        return ReceptiveField._derived(tuple(pick), self.stride, tuple(pads))
 
     def sliced(self, axis: int, start: int, step: int) -> ReceptiveField:
         """The field after keeping positions ``start, start + step, ...`` of ``axis`` (crop/slice).
@@ -252,21 +292,22 @@ class ReceptiveField:
         strides = tuple(_num(s * step) if a == axis else s for a, s in enumerate(self.stride))
         pads = tuple(_num(p - origin * s) if a == axis else p
                      for a, (p, s) in enumerate(zip(self.padding, self.stride)))
-        return ReceptiveField(self.size, strides, pads)
+        return ReceptiveField._derived(self.size, strides, pads)
 
     def axis(self, axis: int) -> ReceptiveField:
         """The 1-D field of one axis (see :meth:`from_axes`)."""
         if not 0 <= axis < self.ndim:
             raise ValueError(f"axis must be in [0, {self.ndim}), got {axis}")
-        return ReceptiveField((self.size[axis],), (self.stride[axis],), (self.padding[axis],))
+        return ReceptiveField._derived((self.size[axis],), (self.stride[axis],),
+                                       (self.padding[axis],))
 
     @classmethod
     def from_axes(cls, axes: Sequence[ReceptiveField]) -> ReceptiveField:
         """Stack 1-D fields into one field with an axis per entry (inverse of :meth:`axis`)."""
         if not axes or any(not isinstance(f, ReceptiveField) or f.ndim != 1 for f in axes):
             raise ValueError("axes must be a non-empty sequence of 1-D ReceptiveFields")
-        return cls(tuple(f.size[0] for f in axes), tuple(f.stride[0] for f in axes),
-                   tuple(f.padding[0] for f in axes))
+        return cls._derived(tuple([f.size[0] for f in axes]), tuple([f.stride[0] for f in axes]),
+                            tuple([f.padding[0] for f in axes]))
 
     def to_dict(self) -> dict[str, list[float | int]]:
         """JSON-friendly form (Fractions become floats)."""

@@ -141,26 +141,41 @@ def inspect(model: torch.nn.Module | str, input_size: Sequence[int] | None = Non
         return _inspect(model, size, batch_size, dev, min_field_fraction, dtype)
 
 
+# allocations between two collections of the youngest generation during a capture
+CAPTURE_GC_THRESHOLD = 20_000
+
+
 @contextmanager
 def _older_objects_frozen() -> Iterator[None]:
     """Hide the objects that exist before the capture from the cyclic garbage collector
-    (``gc.freeze``) and give them back after (``gc.unfreeze``), errors included.
+    (``gc.freeze``) and give them back after (``gc.unfreeze``), errors included; meanwhile the
+    youngest generation is collected every :data:`CAPTURE_GC_THRESHOLD` allocations instead of
+    Python's default 700. Both are restored afterwards.
 
     A capture allocates tens of thousands of objects, enough to trigger a full collection,
     which walks every object of the process: with torch, timm and the model loaded, 0.3-0.7 s
     (measured with ``gc.callbacks``: Swin-v2 giant 0.52 s of a 3.5 s inspection, 0.09 s with
-    the older objects frozen). Nothing is collected later than it would have been: the capture's
-    own garbage is still collected as usual. Left alone when the collector is off or the caller
-    has frozen objects itself (unfreezing would undo that).
+    the older objects frozen). Most of what it allocates dies young and is freed by reference
+    counting, yet at the default threshold the collector still walks the young objects about
+    250 times while inspecting MViT-v2-H (0.16-0.21 s); at 20,000 it runs 7 times (0.09 s). The
+    capture's own cyclic garbage is still collected, at most that many allocations later. Left
+    alone when the collector is off; a caller who has frozen objects keeps them frozen
+    (unfreezing would undo that).
     """
-    if not gc.isenabled() or gc.get_freeze_count():
+    if not gc.isenabled():
         yield
         return
-    gc.freeze()
+    thresholds = gc.get_threshold()
+    freeze = not gc.get_freeze_count()
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(max(thresholds[0], CAPTURE_GC_THRESHOLD), *thresholds[1:])
     try:
         yield
     finally:
-        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+        if freeze:
+            gc.unfreeze()
 
 
 def _inspect(model: torch.nn.Module, size: tuple[int, ...], batch_size: int, dev: torch.device,

@@ -88,6 +88,12 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
         # any leaf module; its operators form one group, opened by the first one that counts
         self.function: tuple[str, str, object] | None = None
 
+    @classmethod
+    def _should_skip_dynamo(cls) -> bool:
+        """Not wrapped in ``torch._disable_dynamo`` (PyTorch's default for a dispatch mode):
+        nothing is compiled inside a capture, and the wrapper costs a call per operator."""
+        return False
+
     # -- groups ---------------------------------------------------------------------------
     def unique(self, name: str) -> str:
         count = self.names.get(name, 0)
@@ -219,7 +225,9 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     def _observe(self, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any,
                  flops: int) -> None:
         leaves = _tensors(args) + _tensors(kwargs) if kwargs else _tensors(args)
-        carried = [t for t in leaves if t in self.infos]
+        lookup = self.infos.get
+        pairs = [(t, info) for t in leaves if (info := lookup(t)) is not None]
+        carried = [t for t, _ in pairs]
         name = func.overloadpacket.__name__
         claims = self._claims(name, leaves, out)
         group = self.current
@@ -239,27 +247,29 @@ class Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 group.param_ids.append(key)
         if carried and not self.muted:
             group.ran = True
-            self._follow(group, name, args, kwargs, out, carried)
+            self._follow(group, name, args, kwargs, out, pairs)
         if standalone:
             self.end(group, out, keep_idle=False)
 
     def _follow(self, group: Group, name: str, args: tuple[Any, ...], kwargs: dict[str, Any],
-                out: Any, carried: list[torch.Tensor]) -> None:
+                out: Any, carried: list[tuple[torch.Tensor, Info]]) -> None:
+        """``carried``: the captured tensors among the arguments with their infos, in order."""
         base = name[:-1] if name.endswith("_") and not name.startswith("_") else name
         outputs = _tensors(out)
         infos: dict[int, Info] = {}
         tracked: list[tuple[torch.Tensor, Info]] = []  # what Call.tracked() would find
-        for t in carried:
+        for t, info in carried:
             if id(t) not in infos:
-                info = infos[id(t)] = self.infos[t]
+                infos[id(t)] = info
                 tracked.append((t, info))
                 self._parent(group, info.origin)
         if base in CONSTANT_LIKE:
             return
         if base in ("copy", "set", "fill", "zero") or not outputs:
-            sources = [t for t in carried[1:] if t is not carried[0]] if base == "copy" else []
+            first = carried[0][0]
+            sources = [(t, i) for t, i in carried[1:] if t is not first] if base == "copy" else []
             if sources and outputs:
-                info = self.infos[sources[0]]
+                info = sources[0][1]
                 self.infos[outputs[0]] = Info(info.field, info.layout, info.context,
                                               group.index)
             return

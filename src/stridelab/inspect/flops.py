@@ -38,6 +38,9 @@ _PLAIN = (bool, int, float, str, type(None), torch.dtype, torch.device, torch.me
           torch.layout)
 
 
+_UNSEEN = object()
+
+
 class _Unmemoisable(Exception):
     """An argument or result that a key or a cached entry cannot represent."""
 
@@ -157,6 +160,8 @@ class FlopTally(TorchDispatchMode):  # type: ignore[no-untyped-call]
         self.total = 0
         self._direct: set[Any] = set()
         self._memo = MetaMemo()
+        self._formulas: dict[Any, Any] = {}  # operator overload -> its formula, or None
+        self._counted: dict[Any, int] = {}  # (operator, arguments' metadata) -> FLOPs
 
     def get_total_flops(self) -> int:
         return self.total
@@ -182,7 +187,22 @@ class FlopTally(TorchDispatchMode):  # type: ignore[no-untyped-call]
                 return result
             self._direct.add(func)
         out = self._memo.call(func, args, kwargs)
-        formula = flop_registry.get(func._overloadpacket)
+        formula = self._formulas.get(func, _UNSEEN)
+        if formula is _UNSEEN:
+            formula = self._formulas[func] = flop_registry.get(func._overloadpacket)
         if formula is not None:
-            self.total += int(formula(*args, **kwargs, out_val=out))
+            self.total += self._flops(formula, func, args, kwargs, out)
         return out
+
+    def _flops(self, formula: Any, func: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+               out: Any) -> int:
+        """The formula's count; on meta tensors remembered per operator and argument metadata
+        (a formula reads shapes only, and a model repeats its shapes block after block)."""
+        try:
+            key = (func, _key_of(args), _key_of(kwargs))
+        except _Unmemoisable:
+            return int(formula(*args, **kwargs, out_val=out))
+        flops = self._counted.get(key)
+        if flops is None:
+            flops = self._counted[key] = int(formula(*args, **kwargs, out_val=out))
+        return flops

@@ -23,10 +23,9 @@ existing digits return ``None`` (the caller then gives up on the positions).
 
 from __future__ import annotations
 
-import math
+import functools
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
-from functools import cached_property
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -42,31 +41,41 @@ class Factor:
 class Dim:
     """A tensor dimension: its digits, outer first, plus entries that are no position.
 
-    Derived values (``core``, ``size``, ``spatial``, and the layout's ``shape``, ``spatial``,
-    ``grid``) are computed once per object: a capture asks for them tens of thousands of times.
+    ``core`` (the digits' product), ``size`` and ``spatial`` (some digit is on an axis), like the
+    layout's ``shape`` and ``spatial``, are computed when the object is made: a capture reads
+    them tens of thousands of times, most objects only once or twice, which is too few for
+    ``functools.cached_property`` (a lock and a call per first read) to pay off.
     """
 
     factors: tuple[Factor, ...] = ()
     before: int = 0
     after: int = 0
+    core: int = field(init=False, repr=False, compare=False)
+    size: int = field(init=False, repr=False, compare=False)
+    spatial: bool = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def core(self) -> int:
-        return math.prod(f.count for f in self.factors)
+    def __post_init__(self) -> None:
+        core = 1
+        spatial = False
+        for f in self.factors:
+            core *= f.count
+            spatial = spatial or f.axis is not None
+        object.__setattr__(self, "core", core)
+        object.__setattr__(self, "size", self.before + core + self.after)
+        object.__setattr__(self, "spatial", spatial)
+        object.__setattr__(self, "_hash", hash((self.factors, self.before, self.after)))
 
-    @cached_property
-    def size(self) -> int:
-        return self.before + self.core + self.after
-
-    @cached_property
-    def spatial(self) -> bool:
-        return any(f.axis is not None for f in self.factors)
+    def __hash__(self) -> int:
+        return self._hash
 
     def axes(self) -> set[int]:
         return {f.axis for f in self.factors if f.axis is not None and f.count > 1}
 
 
+@functools.lru_cache(maxsize=4096)
 def plain_dim(size: int) -> Dim:
+    """A dimension of ``size`` entries that are no position (one object per size: immutable)."""
     return Dim((Factor(None, size),) if size != 1 else ())
 
 
@@ -76,16 +85,21 @@ class Layout:
 
     dims: tuple[Dim, ...]
     base: tuple[int, ...]
+    shape: tuple[int, ...] = field(init=False, repr=False, compare=False)
+    spatial: bool = field(init=False, repr=False, compare=False)
+    _hash: int = field(init=False, repr=False, compare=False)
 
-    @cached_property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(d.size for d in self.dims)
+    def __post_init__(self) -> None:
+        dims = self.dims
+        object.__setattr__(self, "shape", tuple([d.size for d in dims]))
+        object.__setattr__(self, "spatial", any([d.spatial for d in dims]))
+        object.__setattr__(self, "_hash", hash((dims, self.base)))
 
-    @cached_property
-    def spatial(self) -> bool:
-        return any(d.spatial for d in self.dims)
+    def __hash__(self) -> int:
+        """Computed once (layouts are keys of the memoised layout functions below)."""
+        return self._hash
 
-    @cached_property
+    @property
     def grid(self) -> bool:
         """Some dimension indexes positions only (a map, a token sequence, window tokens);
         False once positions are only folded into features (after ``flatten(1)``)."""
@@ -123,7 +137,7 @@ def _index(dim: int, rank: int) -> int:
 
 def permute(layout: Layout, order: Sequence[int]) -> Layout:
     rank = len(layout.dims)
-    return replace(layout, dims=tuple(layout.dims[_index(d, rank)] for d in order))
+    return Layout(tuple([layout.dims[_index(d, rank)] for d in order]), layout.base)
 
 
 def transpose(layout: Layout, first: int, second: int) -> Layout:
@@ -148,6 +162,13 @@ def _atoms(layout: Layout) -> list[Factor | Dim] | None:
 def reshape(layout: Layout, shape: Sequence[int]) -> Layout | None:
     """The layout after ``view`` / ``reshape`` to ``shape``, or None if the sizes do not factor
     the digits (a reshape that scrambles positions)."""
+    return _reshape(layout, tuple(shape))
+
+
+# memoised: layouts are immutable, and a model repeats the same reshapes and slices on the
+# same layouts block after block (MViT-v2-H: 2,500 reshapes of a few dozen distinct layouts)
+@functools.lru_cache(maxsize=4096)
+def _reshape(layout: Layout, shape: tuple[int, ...]) -> Layout | None:
     atoms = _atoms(layout)
     if atoms is None:
         return None
@@ -191,7 +212,7 @@ def reshape(layout: Layout, shape: Sequence[int]) -> Layout | None:
         dims.append(_merge_plain(taken))
     if any(isinstance(a, Dim) or a.count != 1 for a in atoms):
         return None
-    return replace(layout, dims=tuple(dims))
+    return Layout(tuple(dims), layout.base)
 
 
 def _merge_plain(factors: list[Factor]) -> Dim:
@@ -220,7 +241,7 @@ def expand(layout: Layout, shape: Sequence[int]) -> Layout:
     out = [plain_dim(n) for n in shape[:lead]]
     for dim, size in zip(dims, shape[lead:]):
         out.append(dim if size in (-1, dim.size) else plain_dim(size))
-    return replace(layout, dims=tuple(out))
+    return Layout(tuple(out), layout.base)
 
 
 def select(layout: Layout, dim: int, index: int) -> tuple[Layout, bool] | None:
@@ -235,7 +256,7 @@ def select(layout: Layout, dim: int, index: int) -> tuple[Layout, bool] | None:
     kept = new.dims[d]
     if kept.before or kept.after or kept.core != 1:
         return None
-    return replace(new, dims=new.dims[:d] + new.dims[d + 1:]), extra
+    return Layout(new.dims[:d] + new.dims[d + 1:], new.base), extra
 
 
 def slice_dim(layout: Layout, dim: int, start: int, stop: int, step: int
@@ -246,6 +267,12 @@ def slice_dim(layout: Layout, dim: int, start: int, stop: int, step: int
     step move), on a run of non-spatial digits, and on slices that only keep or drop the extra
     entries. Returns ``(layout, only_extras)``.
     """
+    return _slice_dim(layout, int(dim), int(start), int(stop), int(step))
+
+
+@functools.lru_cache(maxsize=4096)
+def _slice_dim(layout: Layout, dim: int, start: int, stop: int, step: int
+               ) -> tuple[Layout, bool] | None:
     rank = len(layout.dims)
     d = _index(dim, rank)
     old = layout.dims[d]
@@ -272,7 +299,7 @@ def slice_dim(layout: Layout, dim: int, start: int, stop: int, step: int
 
 
 def _replace_dim(layout: Layout, d: int, dim: Dim) -> Layout:
-    return replace(layout, dims=layout.dims[:d] + (dim,) + layout.dims[d + 1:])
+    return Layout(layout.dims[:d] + (dim,) + layout.dims[d + 1:], layout.base)
 
 
 def unfold_dim(layout: Layout, dim: int, size: int, step: int) -> Layout | None:

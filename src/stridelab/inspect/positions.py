@@ -36,11 +36,8 @@ class Info:
 
 def on_axis(field: ReceptiveField, axis: int, kernel: int, stride: int, padding: int
             ) -> ReceptiveField:
-    """``field.then`` with a window on one axis only."""
-    ks = tuple(kernel if a == axis else 1 for a in range(field.ndim))
-    ss = tuple(stride if a == axis else 1 for a in range(field.ndim))
-    ps = tuple((padding, padding) if a == axis else (0, 0) for a in range(field.ndim))
-    return field.then(ks, ss, ps)
+    """``field.then`` with a window on one axis only (padding: before the first position)."""
+    return field.then_on_axis(axis, kernel, stride, padding)
 
 
 def normalize(field: ReceptiveField, layout: Layout, axis: int

@@ -38,6 +38,18 @@ except ImportError:  # pragma: no cover - older or newer torch without it
 _CONTAINERS = (torch.nn.Sequential, torch.nn.ModuleList, torch.nn.ModuleDict)
 
 
+# tensor attributes and methods that only describe a tensor: never a row, no field to follow
+_QUERIES = frozenset({
+    *(getattr(torch.Tensor, name).__get__
+      for name in ("shape", "dtype", "device", "ndim", "is_cuda", "is_meta", "layout",
+                   "requires_grad", "is_sparse", "is_quantized")),
+    torch.Tensor.size, torch.Tensor.dim, torch.Tensor.numel, torch.Tensor.element_size,
+    torch.Tensor.stride, torch.Tensor.storage_offset, torch.Tensor.is_contiguous,
+    torch.Tensor.is_floating_point, torch.Tensor.is_complex, torch.Tensor.get_device,
+    torch.Tensor.nelement, torch.Tensor.ndimension,
+})
+
+
 class FunctionCalls(TorchFunctionMode):
     """What the recorder needs to see at the level of torch functions.
 
@@ -58,6 +70,8 @@ class FunctionCalls(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
                            kwargs: dict[str, Any] | None = None) -> Any:
+        if func in _QUERIES:
+            return func(*args, **kwargs) if kwargs else func(*args)
         kwargs = kwargs or {}
         rec = self.recorder
         if not self.rows or rec.current is not None or rec.function is not None:
@@ -333,7 +347,19 @@ def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch
     open_leaf: list[tuple[Group, torch.Tensor | None] | None] = []
     handles = []
 
+    # the hooks' own reads of shapes and sizes must not reach FunctionCalls: it would see
+    # each as a torch function call of the model (and each costs a trip through Python)
+    no_function_mode = torch._C.DisableTorchFunction
+
     def pre_hook(module: torch.nn.Module, args: Any) -> None:
+        with no_function_mode():
+            opened_leaf(module, args)
+
+    def post_hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+        with no_function_mode():
+            closed_leaf(module, output)
+
+    def opened_leaf(module: torch.nn.Module, args: Any) -> None:
         name = names.get(id(module), type(module).__name__)
         recorder.scope.append(name)
         if recorder.current is None and is_leaf_module(module) and name:
@@ -347,7 +373,7 @@ def run_eager(model: torch.nn.Module, tensors: dict[str, torch.Tensor], x: torch
         else:
             open_leaf.append(None)
 
-    def post_hook(module: torch.nn.Module, args: Any, output: Any) -> None:
+    def closed_leaf(module: torch.nn.Module, output: Any) -> None:
         recorder.scope.pop()
         opened = open_leaf.pop()
         if opened is not None:

@@ -133,6 +133,13 @@ def _broadcast_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...] | Non
 def default(call: Call) -> Outcome:
     """Element-wise if the output has the inputs' broadcast shape, else unknown."""
     tracked = call.tracked()
+    out_shape = call.out_shape
+    if (len(tracked) == 1 and tracked[0][1].layout.shape == out_shape
+            and tuple(tracked[0][0].shape) == out_shape
+            and all(tuple(t.shape) == out_shape for t in call.outputs)):
+        # one input of the output's shape: what broadcast_merge gives, without the merging
+        _, info = tracked[0]
+        return Outcome([Result(info.field, info.layout, info.context)])
     shapes = [tuple(t.shape) for t, _ in tracked]
     if _broadcast_shape(shapes) == call.out_shape:
         return broadcast_merge(tracked, call.out_shape, call.ndim)

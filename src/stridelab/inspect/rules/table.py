@@ -58,6 +58,8 @@ class Call:
     params: frozenset[int] = field(default_factory=frozenset)
     _tracked: list[tuple[torch.Tensor, Info]] | None = field(default=None, init=False,
                                                              repr=False, compare=False)
+    _out_shape: tuple[int, ...] | None = field(default=None, init=False, repr=False,
+                                               compare=False)
 
     def arg(self, index: int, name: str, default: object = None) -> Any:
         if len(self.args) > index:
@@ -93,7 +95,10 @@ class Call:
 
     @property
     def out_shape(self) -> tuple[int, ...]:
-        return tuple(self.outputs[0].shape)
+        """The first output's shape (read once per call: rules ask for it several times)."""
+        if self._out_shape is None:
+            self._out_shape = tuple(self.outputs[0].shape)
+        return self._out_shape
 
 
 def _leaves(value: object) -> list[object]:

@@ -147,10 +147,8 @@ def _slide_in_blocks(call: Call, count: int, lead: Sequence[Dim] | None, info: I
         if axis is None:
             dims.append(lay.plain_dim(size))
             continue
-        ks = tuple(window.kernel[i] if a == axis else 1 for a in range(call.ndim))
-        ds = tuple(window.dilation[i] if a == axis else 1 for a in range(call.ndim))
-        ps = tuple(window.padding[i] if a == axis else (0, 0) for a in range(call.ndim))
-        field = field.then(ks, 1, ps, ds)
+        field = field.then_on_axis(axis, window.kernel[i], 1, window.padding[i][0],
+                                   window.dilation[i])
         dims.append(Dim((Factor(axis, size, window.stride[i]),)))
     layout = Layout(tuple(dims), info.layout.base)
     if layout.shape != call.out_shape:
