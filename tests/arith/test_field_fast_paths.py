@@ -108,3 +108,22 @@ def test_then_on_axis_rejects_bad_input(args: tuple[object, ...], error: type[Ex
                                         message: str) -> None:
     with pytest.raises(error, match=message):
         ReceptiveField.identity(2).then_on_axis(*args)  # type: ignore[arg-type]
+
+
+@settings(max_examples=budget(300))
+@given(first=windows(), second=windows(), up=st.integers(1, 3))
+def test_alignment_is_the_centre_offset_comparison(first: list[Window], second: list[Window],
+                                                   up: int) -> None:
+    """``is_aligned_with`` compares doubled offsets in integers; oracle: the definition with
+    Fractions, also for fractional fields after a transposed layer."""
+    fields = []
+    for chain in (first, second):
+        field = ReceptiveField.identity(2)
+        for axis, kernel, stride, padding, dilation in chain:
+            field = field.then_on_axis(axis, kernel, stride, padding, dilation)
+        fields.append(field)
+        fields.append(field.then((2 * up, 1), (up, 1), 0, transposed=True))
+    for a in fields:
+        for b in fields:
+            expected = a.stride == b.stride and a.center_offset == b.center_offset
+            assert a.is_aligned_with(b) is expected

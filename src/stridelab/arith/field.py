@@ -243,7 +243,11 @@ class ReceptiveField:
         return ReceptiveField._derived(tuple(new_size), tuple(new_stride), tuple(new_pad))
 
     def is_aligned_with(self, other: ReceptiveField) -> bool:
-        return self.stride == other.stride and self.center_offset == other.center_offset
+        """Same effective stride and same :attr:`center_offset` on every axis (compared as
+        ``2 * offset = r - 1 - 2P``, which needs no Fraction for integer fields)."""
+        return self.stride == other.stride and all(
+            r - 1 - 2 * p == r2 - 1 - 2 * p2
+            for r, p, r2, p2 in zip(self.size, self.padding, other.size, other.padding))
 
     def merge(self, other: ReceptiveField) -> ReceptiveField:
         """Join two branches (add / mul / cat): the Distill 2019 alignment rule.

@@ -74,7 +74,11 @@ class Call:
     def set_info(self, tensor: torch.Tensor, info: Info) -> None:
         """Replace a captured input's info (a rule that reinterprets its input)."""
         self.infos[id(tensor)] = info
-        self._tracked = None
+        if self._tracked is not None and any(t is tensor for t, _ in self._tracked):
+            # the same tensors in the same order, one info replaced: no second walk
+            self._tracked = [(t, info if t is tensor else old) for t, old in self._tracked]
+        else:
+            self._tracked = None
 
     def tracked(self) -> list[tuple[torch.Tensor, Info]]:
         """Captured tensor arguments in order, each once (computed once per call)."""
