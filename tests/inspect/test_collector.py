@@ -5,10 +5,13 @@ freeze and a disabled collector are left as they were."""
 from __future__ import annotations
 
 import gc
+import threading
+import time
 import weakref
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from stridelab.inspect import api, inspect
@@ -85,10 +88,14 @@ def test_the_young_generation_is_collected_less_often_during_a_capture(
             gc.callbacks.remove(count)
         return len(starts)
 
-    assert gc.get_threshold()[0] == 700  # Python's default, which the test compares with
-    ours = collections_of_one_capture()
-    monkeypatch.setattr(api, "CAPTURE_GC_THRESHOLD", 700)
-    default = collections_of_one_capture()
+    saved = gc.get_threshold()
+    gc.set_threshold(700, *saved[1:])  # Python's default, which the test compares with
+    try:
+        ours = collections_of_one_capture()
+        monkeypatch.setattr(api, "CAPTURE_GC_THRESHOLD", 700)
+        default = collections_of_one_capture()
+    finally:
+        gc.set_threshold(*saved)
     assert default >= 10 * max(ours, 1)
 
 
@@ -107,3 +114,46 @@ def test_a_callers_freeze_and_a_disabled_collector_are_kept() -> None:
         assert model.seen == [0] * len(model.seen) and not gc.isenabled()
     finally:
         gc.enable()
+
+
+class Meeting(nn.Module):
+    """A leaf (no submodules) whose forward waits until both threads' captures are inside it,
+    then lets the one with ``linger`` finish later."""
+
+    def __init__(self, barrier: threading.Barrier, linger: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(4, 3, 3, 3))
+        self.barrier = barrier
+        self.linger = linger
+        self.thresholds: list[tuple[int, int, int]] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.barrier.wait(timeout=30)
+        self.thresholds.append(gc.get_threshold())
+        time.sleep(self.linger)
+        return F.conv2d(x, self.weight)
+
+
+def test_overlapping_captures_in_threads_restore_the_collector() -> None:
+    """The first capture to finish must not restore the collector under the second, and the
+    second must not 'restore' the tuned settings it saw (oracle: the settings before both)."""
+    before = gc.get_threshold()
+    barrier = threading.Barrier(2)
+    models = [Meeting(barrier, 0.0), Meeting(barrier, 0.3)]
+    errors: list[BaseException] = []
+
+    def run(model: Meeting) -> None:
+        try:
+            inspect(nn.Sequential(model), (3, 8, 8))
+        except BaseException as err:  # reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=run, args=(m,)) for m in models]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors
+    assert all(m.thresholds == [(CAPTURE_GC_THRESHOLD, *before[1:])] for m in models)
+    assert gc.get_threshold() == before
+    assert gc.get_freeze_count() == 0

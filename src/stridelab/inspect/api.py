@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -143,6 +144,10 @@ def inspect(model: torch.nn.Module | str, input_size: Sequence[int] | None = Non
 
 # allocations between two collections of the youngest generation during a capture
 CAPTURE_GC_THRESHOLD = 20_000
+# captures running at once in this process (threads): the first one tunes the collector, the
+# last one to finish restores it, so overlapping captures never leave it tuned
+_collector_lock = threading.Lock()
+_collector_state: dict[str, Any] = {"depth": 0, "saved": None}
 
 
 @contextmanager
@@ -160,22 +165,33 @@ def _older_objects_frozen() -> Iterator[None]:
     250 times while inspecting MViT-v2-H (0.16-0.21 s); at 20,000 it runs 7 times (0.09 s). The
     capture's own cyclic garbage is still collected, at most that many allocations later. Left
     alone when the collector is off; a caller who has frozen objects keeps them frozen
-    (unfreezing would undo that).
+    (unfreezing would undo that). Captures that overlap in several threads tune the collector
+    once: the first to start saves its settings, the last to finish restores them.
     """
-    if not gc.isenabled():
-        yield
-        return
-    thresholds = gc.get_threshold()
-    freeze = not gc.get_freeze_count()
-    if freeze:
-        gc.freeze()
-    gc.set_threshold(max(thresholds[0], CAPTURE_GC_THRESHOLD), *thresholds[1:])
+    with _collector_lock:
+        first = _collector_state["depth"] == 0
+        if first:
+            if not gc.isenabled():
+                _collector_state["saved"] = None
+            else:
+                thresholds = gc.get_threshold()
+                freeze = not gc.get_freeze_count()
+                if freeze:
+                    gc.freeze()
+                gc.set_threshold(max(thresholds[0], CAPTURE_GC_THRESHOLD), *thresholds[1:])
+                _collector_state["saved"] = (thresholds, freeze)
+        _collector_state["depth"] += 1
     try:
         yield
     finally:
-        gc.set_threshold(*thresholds)
-        if freeze:
-            gc.unfreeze()
+        with _collector_lock:
+            _collector_state["depth"] -= 1
+            saved = _collector_state["saved"]
+            if _collector_state["depth"] == 0 and saved is not None:
+                thresholds, freeze = saved
+                gc.set_threshold(*thresholds)
+                if freeze:
+                    gc.unfreeze()
 
 
 def _inspect(model: torch.nn.Module, size: tuple[int, ...], batch_size: int, dev: torch.device,
