@@ -144,10 +144,41 @@ def inspect(model: torch.nn.Module | str, input_size: Sequence[int] | None = Non
 
 # allocations between two collections of the youngest generation during a capture
 CAPTURE_GC_THRESHOLD = 20_000
-# captures running at once in this process (threads): the first one tunes the collector, the
-# last one to finish restores it, so overlapping captures never leave it tuned
-_collector_lock = threading.Lock()
-_collector_state: dict[str, Any] = {"depth": 0, "saved": None}
+
+
+class _CollectorTuning:
+    """Captures running at once in this process (threads): the first to start tunes the
+    collector and saves what it found, the last to finish restores it."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.saved: tuple[tuple[int, ...], bool] | None = None  # thresholds, froze ourselves
+
+    def enter(self) -> None:
+        with self.lock:
+            if self.running == 0:
+                self.saved = None
+                if gc.isenabled():
+                    thresholds = gc.get_threshold()
+                    freeze = not gc.get_freeze_count()
+                    if freeze:
+                        gc.freeze()
+                    gc.set_threshold(max(thresholds[0], CAPTURE_GC_THRESHOLD), *thresholds[1:])
+                    self.saved = (thresholds, freeze)
+            self.running += 1
+
+    def leave(self) -> None:
+        with self.lock:
+            self.running -= 1
+            if self.running == 0 and self.saved is not None:
+                thresholds, freeze = self.saved
+                gc.set_threshold(*thresholds)
+                if freeze:
+                    gc.unfreeze()
+
+
+_COLLECTOR = _CollectorTuning()
 
 
 @contextmanager
@@ -168,30 +199,11 @@ def _older_objects_frozen() -> Iterator[None]:
     (unfreezing would undo that). Captures that overlap in several threads tune the collector
     once: the first to start saves its settings, the last to finish restores them.
     """
-    with _collector_lock:
-        first = _collector_state["depth"] == 0
-        if first:
-            if not gc.isenabled():
-                _collector_state["saved"] = None
-            else:
-                thresholds = gc.get_threshold()
-                freeze = not gc.get_freeze_count()
-                if freeze:
-                    gc.freeze()
-                gc.set_threshold(max(thresholds[0], CAPTURE_GC_THRESHOLD), *thresholds[1:])
-                _collector_state["saved"] = (thresholds, freeze)
-        _collector_state["depth"] += 1
+    _COLLECTOR.enter()
     try:
         yield
     finally:
-        with _collector_lock:
-            _collector_state["depth"] -= 1
-            saved = _collector_state["saved"]
-            if _collector_state["depth"] == 0 and saved is not None:
-                thresholds, freeze = saved
-                gc.set_threshold(*thresholds)
-                if freeze:
-                    gc.unfreeze()
+        _COLLECTOR.leave()
 
 
 def _inspect(model: torch.nn.Module, size: tuple[int, ...], batch_size: int, dev: torch.device,

@@ -34,12 +34,6 @@ class Info:
         return self.layout.grid
 
 
-def on_axis(field: ReceptiveField, axis: int, kernel: int, stride: int, padding: int
-            ) -> ReceptiveField:
-    """``field.then`` with a window on one axis only (padding: before the first position)."""
-    return field.then_on_axis(axis, kernel, stride, padding)
-
-
 def normalize(field: ReceptiveField, layout: Layout, axis: int
               ) -> tuple[ReceptiveField, Layout] | None:
     """Re-index ``axis`` so that its positions are ``0, 1, 2, ...`` of one dimension (what a
@@ -84,7 +78,7 @@ def unit_field(field: ReceptiveField, layout: Layout) -> ReceptiveField:
         extent = 1 + sum((f.count - 1) * f.step for f in digits if f.step < main.step)
         if extent > 1:
             kernel, pad = block_window(extent, centred=False)
-            field = on_axis(field, axis, kernel, 1, pad)
+            field = field.then_on_axis(axis, kernel, 1, pad)
         if base or main.step != 1:
             field = field.regrid(axis, base, main.step)
     return field
@@ -139,11 +133,11 @@ def contract(info: Info, dims: Sequence[int], kept: Layout | None) -> Contracted
                 if base:
                     field = field.regrid(axis, base, 1)
                 rebased.add(axis)
-                field = on_axis(field, axis, total, total, 0)
+                field = field.then_on_axis(axis, total, total, 0)
             continue
         centred = any(f.step <= max(g.step for g in digits) for f in left)
         kernel, pad = block_window(extent, centred=centred)
-        field = on_axis(field, axis, kernel, 1, pad)
+        field = field.then_on_axis(axis, kernel, 1, pad)
     return Contracted(field, context, frozenset(whole), frozenset(rebased))
 
 

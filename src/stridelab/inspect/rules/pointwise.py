@@ -18,7 +18,7 @@ import torch
 
 from stridelab.arith import ReceptiveField
 from stridelab.inspect.layout import Dim, Layout, plain, plain_dim
-from stridelab.inspect.positions import Info, combine, normalize, on_axis
+from stridelab.inspect.positions import Info, combine, normalize
 from stridelab.inspect.rules.table import Call, Outcome, Result
 
 
@@ -102,7 +102,7 @@ def frozen(info: Info) -> ReceptiveField:
         if layout.base[axis]:
             field = field.regrid(axis, layout.base[axis], 1)
         if total > 1:
-            field = on_axis(field, axis, total, total, 0)
+            field = field.then_on_axis(axis, total, total, 0)
     return field
 
 
@@ -141,8 +141,8 @@ def default(call: Call) -> Outcome:
         _, info = tracked[0]
         return Outcome([Result(info.field, info.layout, info.context)])
     shapes = [tuple(t.shape) for t, _ in tracked]
-    if _broadcast_shape(shapes) == call.out_shape:
-        return broadcast_merge(tracked, call.out_shape, call.ndim)
+    if _broadcast_shape(shapes) == out_shape:
+        return broadcast_merge(tracked, out_shape, call.ndim)
     if len(tracked) == 1 and call.outputs and all(
             tuple(t.shape) == call.out_shape for t in call.outputs):
         return broadcast_merge(tracked, call.out_shape, call.ndim)
