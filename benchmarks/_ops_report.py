@@ -213,9 +213,12 @@ computes in (channels-last for these layers), as PyTorch's channels_last does.
   and contiguous operands. Its backward, with that NCHW output gradient, takes one image per
   task: `grad_weight += grad_out[n] @ sub[n]^T` (per-stripe partial sums added in a fixed
   order) and `W^T @ grad_out[n]` written into the image's sampled pixels after zeroing it.
-  With channels-last memory: pieces of output rows copied channels-last and multiplied by
-  `W^T`; that backward copies the subsample once, then computes the weight gradient in blocks
-  of 128 output channels (one whole product each) and the input gradient in bands of rows.
+  At stride 1 (NCHW, the 1x1 rows' stride-1 calls) there is nothing to sample: the forward is
+  `W @ x[n]` and the backward `grad_out[n] @ x[n]^T` and `W^T @ grad_out[n]` written straight
+  into the input gradient, with no copy of any operand. With channels-last memory: pieces of
+  output rows copied channels-last and multiplied by `W^T`; that backward copies the
+  subsample once, then computes the weight gradient in blocks of 128 output channels (one
+  whole product each) and the input gradient in bands of rows.
 - Backward: per piece, `grad_weight += patches.T @ grad_out` and `grad_patches = grad_out @ W.T`,
   whose tap blocks are added into strided windows of the input gradient (col2im; where the
   windows' rows are contiguous, stride 1 on the last axis, `grad_patches` is computed one

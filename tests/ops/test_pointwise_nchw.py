@@ -89,3 +89,63 @@ def test_channels_first_strided_pointwise_bits_do_not_depend_on_threads(
         other = ops.conv_backward(g, x, w, stride=stride, bias=False, threads=threads)
         for a, b in zip(one[:2], other[:2]):
             assert a is not None and b is not None and np.array_equal(a, b)
+
+
+@settings(max_examples=budget(30), deadline=None)
+@given(nd=st.integers(1, 3), batch=st.integers(2, 4), cin=st.integers(2, 5),
+       cout=st.integers(1, 6), seed=st.integers(0, 2**31), threads=st.integers(1, 3),
+       x_channels_last=st.booleans(), data=st.data())
+def test_stride_one_pointwise_backward_on_channels_first_grad_matches_torch(
+        nd: int, batch: int, cin: int, cout: int, seed: int, threads: int,
+        x_channels_last: bool, data: st.DataObject) -> None:
+    """Stride 1 with a C-contiguous output gradient: ``grad_x[n] = W^T @ grad_out[n]`` written
+    straight into a C-contiguous input gradient, ``grad_w`` from the images themselves (a view
+    when ``x`` is C-contiguous, a copy per image when it is channels-last). Oracle: torch."""
+    size = tuple(data.draw(st.integers(1, 9)) for _ in range(nd))
+    case = ConvCase(batch, cin, cout, 1, size, (1,) * nd, (1,) * nd, (1,) * nd, 0, ((0, 0),) * nd)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, cin, *size))
+    w = rng.standard_normal((cout, cin, *(1,) * nd))
+    b = rng.standard_normal(cout)
+    expected_y = ref.conv(case, x, w, b, None)[0]
+    g = rng.standard_normal(expected_y.shape)
+    expected = ref.conv(case, x, w, b, g)
+    x_in = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1) if x_channels_last else x
+    gx, gw, gb = ops.conv_backward(g, x_in, w, threads=threads)
+    assert gx.flags.c_contiguous  # the channels-first path (the channels-last one is not)
+    ref.assert_close(gx, expected[1], 1e-10, f"grad_x {case}")
+    ref.assert_close(gw, expected[2], 1e-10, f"grad_weight {case}")
+    assert gb is not None
+    ref.assert_close(gb, expected[3], 1e-10, f"grad_bias {case}")
+
+
+def test_stride_one_pointwise_transpose_on_channels_first_input_matches_torch() -> None:
+    """The same path computes a stride-1 1x1 transposed convolution (input gradient only) and
+    its weight gradient (weight gradient only)."""
+    from tests.ops._configs import TransposeCase
+    case = TransposeCase(3, 6, 4, 1, (5, 7), (1, 1), (1, 1), (1, 1), (0, 0), (0, 0))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, 6, 5, 7))
+    w = rng.standard_normal((6, 4, 1, 1))
+    b = rng.standard_normal(4)
+    g = rng.standard_normal((3, 4, 5, 7))
+    expected = ref.conv_transpose(case, x, w, b, g)
+    y = ops.conv_transpose(x, w, b)
+    gx, gw, gb = ops.conv_transpose_backward(g, x, w)
+    ref.assert_close(y, expected[0], 1e-10, "y")
+    ref.assert_close(gx, expected[1], 1e-10, "grad_x")
+    ref.assert_close(gw, expected[2], 1e-10, "grad_weight")
+    assert gb is not None
+    ref.assert_close(gb, expected[3], 1e-10, "grad_bias")
+
+
+def test_stride_one_pointwise_backward_bits_do_not_depend_on_threads() -> None:
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((7, 24, 9, 10)).astype(np.float32)
+    w = rng.standard_normal((40, 24, 1, 1)).astype(np.float32)
+    g = rng.standard_normal((7, 40, 9, 10)).astype(np.float32)
+    one = ops.conv_backward(g, x, w, bias=False, threads=1)
+    for threads in (2, 3):
+        other = ops.conv_backward(g, x, w, bias=False, threads=threads)
+        for a, b in zip(one[:2], other[:2]):
+            assert a is not None and b is not None and np.array_equal(a, b)

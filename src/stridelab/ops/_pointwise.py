@@ -16,11 +16,12 @@ The layout decides the product:
   Results of the last two are channels-first views of channels-last memory.
 
 Backward (:func:`backward`): the weight gradient is ``grad_out^T @ subsample`` and the input
-gradient ``grad_out @ W`` written only into the sampled pixels. Strided with a C-contiguous output
-gradient and a batch of two or more: per image, channels-first
-(:mod:`~stridelab.ops._pointwise_nchw`). Stride 1 is one pass over bands of output rows (the
-input copied band by band); other strided calls copy the subsample once (channels-last) and
-compute the weight gradient as a few whole products, by blocks of output channels.
+gradient ``grad_out @ W`` written only into the sampled pixels. With a C-contiguous output
+gradient and a batch of two or more, at any stride: per image, channels-first
+(:mod:`~stridelab.ops._pointwise_nchw`; at stride 1 the images themselves are the operands, no
+copy). Otherwise, stride 1 is one pass over bands of output rows (the input copied band by
+band); strided calls copy the subsample once (channels-last) and compute the weight gradient
+as a few whole products, by blocks of output channels.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ def backward(
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """``grad_weight = grad_out^T @ subsample`` and ``grad_x`` scattered into the sampled pixels.
 
-    Strided: :func:`_strided_backward`. Stride 1, one pass over cache-sized pieces (bands of
+    C-contiguous ``grad_out``, batch >= 2: :func:`_pointwise_nchw.backward`, one image per
+    task. Otherwise strided: :func:`_strided_backward`. Stride 1, one pass over cache-sized pieces (bands of
     output rows, :mod:`~stridelab.ops._chunks`): per piece the input pixels are copied
     channels-last into the thread's buffer and multiplied into the stripe's partial weight
     gradient, and ``grad_out @ W`` is written straight into the piece's rows of the
@@ -126,7 +128,7 @@ def backward(
     """
     cout, cin = geom.out_channels, geom.in_channels
     w2 = w.reshape(cout, cin)
-    if geom.out_size != geom.in_size and grad_out.flags.c_contiguous and geom.batch >= 2:
+    if grad_out.flags.c_contiguous and geom.batch >= 2:
         grad_x_nchw, grad_w2 = _pointwise_nchw.backward(
             grad_out, x if need_w else None, w2, geom, need_x)
         return grad_x_nchw, grad_w2.reshape(w.shape) if grad_w2 is not None else None

@@ -11,9 +11,14 @@ thread) the call takes what the channels-last path takes (about 26 ms: 21-23 ms 
 gradient reaches :func:`backward` without the transposing copy (12.8 MB there) that the
 channels-last backward needs first.
 
-Backward, with a C-contiguous output gradient: per image, ``grad_weight += grad_out[n] @
-sub[n]^T`` (a fixed sum of per-stripe partial products, independent of the thread count) and
-``grad_x[n]`` is zeroed and ``W^T @ grad_out[n]`` written into its sampled pixels.
+Backward, with a C-contiguous output gradient, at any stride: per image, ``grad_weight +=
+grad_out[n] @ sub[n]^T`` (a fixed sum of per-stripe partial products, independent of the thread
+count) and ``grad_x[n]`` is zeroed and ``W^T @ grad_out[n]`` written into its sampled pixels.
+At stride 1 nothing is copied or zeroed: ``sub[n]`` is the image itself (a view when it is
+C-contiguous) and ``W^T @ grad_out[n]`` is written straight into ``grad_x[n]``. Measured here
+(ResNet-50's 1x1 256 -> 512 at 56x56, batch 8, stride 1, one thread): 211 ms against 254 ms
+for the channels-last pass it replaces, which transposed both the output gradient and the
+input; the two products alone take 203 ms.
 """
 
 from __future__ import annotations
@@ -96,20 +101,21 @@ def backward(
     partial_w = scratch("partial_w", (count, cout, cin), dtype) if x is not None else None
     w_t = w2.T
     inner = (slice(None), *sample_index(geom))
+    dense = geom.out_size == geom.in_size  # stride 1: every pixel sampled, nothing to copy
 
     def work(slot: int) -> None:
         for order, n in enumerate(stripes[slot]):
             if x is not None and partial_w is not None:
-                sampled = x[n][inner]
-                sub = scratch("pointwise_x", (cin, positions), dtype)
-                np.copyto(sub.reshape(sampled.shape), sampled)
+                sub = _sampled(x[n], inner, (cin, positions), dense)
                 if order == 0:
                     np.matmul(g[n], sub.T, out=partial_w[slot])
                 else:
                     product = scratch("pointwise_w", (cout, cin), dtype)
                     np.matmul(g[n], sub.T, out=product)
                     partial_w[slot] += product
-            if grad_x is not None:
+            if grad_x is not None and dense:
+                np.matmul(w_t, g[n], out=grad_x[n].reshape(cin, positions))
+            elif grad_x is not None:
                 scattered = scratch("pointwise_gx", (cin, positions), dtype)
                 np.matmul(w_t, g[n], out=scattered)
                 grad_x[n] = 0
@@ -119,3 +125,15 @@ def backward(
     run_pieces(work, count)
     grad_w2 = sum_stripes(partial_w) if partial_w is not None else None
     return grad_x, grad_w2
+
+
+def _sampled(image: np.ndarray, inner: tuple[slice, ...], shape: tuple[int, int],
+             dense: bool) -> np.ndarray:
+    """One image's sampled pixels as a ``(C_in, positions)`` matrix: a view of a C-contiguous
+    image at stride 1, else copied into the thread's buffer."""
+    if dense and image.flags.c_contiguous:
+        return image.reshape(shape)
+    sampled = image[inner]
+    sub = scratch("pointwise_x", shape, image.dtype)
+    np.copyto(sub.reshape(sampled.shape), sampled)
+    return sub
