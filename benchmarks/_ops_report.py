@@ -247,12 +247,20 @@ of the *input*: the padded channels-last copy (3x3 and stem) and the zero-filled
 (backward; zeroed by the worker threads, image by image or band by band, just before their
 first additions, so it shows inside col2im / rest). On the 3x3 those are about 4-8 ms of a
 65-90 ms stride-2 backward on one thread, and its gather and col2im shrink only 2-3x, so its
-ratio stays at 3.0-3.7 while its GEMMs alone reach 3.6-4.2.
-Tried and measured slower here: copying each piece's band of padded rows in its worker instead
-of one whole copy (bands 8-11 ms vs 4 ms whole, though the gather from a band is faster), each
-thread copying the whole images its pieces read (no barrier before the pieces, but 3-4% more
-CPU time and no faster), and gathering patches straight from NCHW input (padding by memcpy +
-strided gather 5.8 ms vs 5.3 ms). Measured no faster: the 3x3's 128-channel layout copy in
+ratio stays at 3.0-3.7 while its GEMMs alone reach 3.6-4.2. The 1x1's stride-1 calls on NCHW
+memory are their products and nothing else (no copy of any operand), while its stride-2 calls
+read the sampled rows of the whole input (about 5 ms of a 26 ms forward on one thread) and its
+backward writes the whole zero-filled input gradient, so its ratio is its GEMM ratio less that
+share: about 3.3-3.4 on one thread here.
+Tried and measured slower here: the 3x3 stride-2 patch matrix channels-first, gathered from
+the unpadded NCHW input with border-aware slices (gather 12.2 vs 7.4 ms for copy + gather, one
+thread; its products 30.5 vs 24 ms); nine per-tap products over shifted flat views of the
+stride phases (no patch matrix at all; products with K = 128: 30.6 vs 24.6 ms); copying each
+piece's band of padded rows in its worker instead of one whole copy (bands 8-11 ms vs 4 ms
+whole, though the gather from a band is faster), each thread copying the whole images its
+pieces read (no barrier before the pieces, but 3-4% more CPU time and no faster), and
+gathering patches straight from NCHW input (padding by memcpy + strided gather 5.8 ms vs 5.3
+ms). Measured no faster: the 3x3's 128-channel layout copy in
 blocks of image rows or of channels (4.2-14.5 ms vs 2.5-2.8 ms for one copy, batch 8, one
 thread, input in cache), per image or as uint64 pixel pairs first (3.4-4.6 ms vs 3.7 ms, input
 not in cache), and the strided 1x1's subsample copy
