@@ -120,10 +120,10 @@ def backward(
     """``grad_weight = grad_out^T @ subsample`` and ``grad_x`` scattered into the sampled pixels.
 
     C-contiguous ``grad_out``, batch >= 2: :func:`_pointwise_nchw.backward`, one image per
-    task. Otherwise strided: :func:`_strided_backward`. Stride 1, one pass over cache-sized pieces (bands of
-    output rows, :mod:`~stridelab.ops._chunks`): per piece the input pixels are copied
-    channels-last into the thread's buffer and multiplied into the stripe's partial weight
-    gradient, and ``grad_out @ W`` is written straight into the piece's rows of the
+    task. Otherwise strided: :func:`_strided_backward`. Stride 1, one pass over cache-sized
+    pieces (bands of output rows, :mod:`~stridelab.ops._chunks`): per piece the input pixels
+    are copied channels-last into the thread's buffer and multiplied into the stripe's partial
+    weight gradient, and ``grad_out @ W`` is written straight into the piece's rows of the
     channels-last input gradient. Nothing input-sized is copied.
     """
     cout, cin = geom.out_channels, geom.in_channels
