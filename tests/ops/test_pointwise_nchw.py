@@ -17,7 +17,7 @@ from stridelab.ops import _pointwise_nchw
 from stridelab.ops._geometry import conv_geometry
 from tests._budget import budget
 from tests.ops import _torch_ref as ref
-from tests.ops._configs import ConvCase
+from tests.ops._configs import ConvCase, TransposeCase
 
 
 @st.composite
@@ -122,7 +122,6 @@ def test_stride_one_pointwise_backward_on_channels_first_grad_matches_torch(
 def test_stride_one_pointwise_transpose_on_channels_first_input_matches_torch() -> None:
     """The same path computes a stride-1 1x1 transposed convolution (input gradient only) and
     its weight gradient (weight gradient only)."""
-    from tests.ops._configs import TransposeCase
     case = TransposeCase(3, 6, 4, 1, (5, 7), (1, 1), (1, 1), (1, 1), (0, 0), (0, 0))
     rng = np.random.default_rng(2)
     x = rng.standard_normal((3, 6, 5, 7))

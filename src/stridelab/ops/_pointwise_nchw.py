@@ -71,8 +71,7 @@ def forward(x: np.ndarray, w2: np.ndarray, geom: ConvGeometry,
     def work(index: int) -> None:
         n, band = tasks[index]
         sampled = _band_sample(x, geom, n, band)
-        sub = scratch("pointwise_x", (cin, sampled[0].size), x.dtype)
-        np.copyto(sub.reshape(sampled.shape), sampled)
+        sub = _buffered(sampled, (cin, sampled[0].size))
         np.matmul(w2, sub, out=out[n, :, band.start * rest:band.stop * rest])
 
     run_pieces(work, len(tasks))
@@ -133,7 +132,12 @@ def _sampled(image: np.ndarray, inner: tuple[slice, ...], shape: tuple[int, int]
     image at stride 1, else copied into the thread's buffer."""
     if dense and image.flags.c_contiguous:
         return image.reshape(shape)
-    sampled = image[inner]
-    sub = scratch("pointwise_x", shape, image.dtype)
+    return _buffered(image[inner], shape)
+
+
+def _buffered(sampled: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """``sampled`` (channels first) copied into the thread's reused buffer, as a ``shape``
+    matrix."""
+    sub = scratch("pointwise_x", shape, sampled.dtype)
     np.copyto(sub.reshape(sampled.shape), sampled)
     return sub
